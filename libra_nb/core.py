@@ -17,7 +17,7 @@ IMAGE_TOKEN_INDEX = -200  # placeholder id put in `input_ids` where the image fe
 DEFAULT_IMAGE_TOKEN = "<image>"  # the tag written in prompt text
 DEFAULT_PROMPT = "Provide a detailed description of the findings in the radiology image."  # Libra's findings prompt
 
-# %% ../nbs/00_core.ipynb #c009
+# %% ../nbs/00_core.ipynb #c010
 def data_path(name:str # file name inside the package's `data/` folder
              ) -> Path:
     "Path of a file shipped in `libra_nb/data`, with an error that lists what is there."
@@ -28,12 +28,12 @@ def data_path(name:str # file name inside the package's `data/` folder
                                 "Reinstall libra_nb (`pip install -e .`) if the folder is empty.")
     return p
 
-# %% ../nbs/00_core.ipynb #c010
+# %% ../nbs/00_core.ipynb #c011
 def example_pair() -> tuple[Path, Path]:
     "Paths of the example (current, prior) chest X-ray pair shipped with the package."
     return data_path('example_current.jpg'), data_path('example_prior.jpg')
 
-# %% ../nbs/00_core.ipynb #c015
+# %% ../nbs/00_core.ipynb #c016
 def hub_offline() -> bool:
     "True when `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` is set to a true value."
     return any(os.environ.get(k, '').lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE'))

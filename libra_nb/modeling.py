@@ -47,7 +47,13 @@ class LibraConfig(PretrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # sub-configs passed as objects are often a loaded model's own config: the composite's init would reset
+        # their attention implementation to None (a loaded LM would then lose its causal mask), so keep it
+        attn = {k: getattr(self, k)._attn_implementation for k in ('vision_config', 'text_config')
+                if isinstance(getattr(self, k), PretrainedConfig)}
         super().__post_init__(**kwargs)
+        for k, v in attn.items():
+            if v is not None and getattr(self, k)._attn_implementation is None: getattr(self, k)._attn_implementation = v
         if self.tac_num_heads is None: self.tac_num_heads = self.text_config.num_attention_heads
         if not self.tie_word_embeddings and getattr(self.text_config, 'tie_word_embeddings', False):
             self.tie_word_embeddings = True  # the LM ties its embeddings: say so at the top, as Llava does
@@ -275,11 +281,8 @@ def from_pretrained_parts(cls:LibraForConditionalGeneration,
     enc = load_vision_encoder(vision_encoder, **({'dtype': dtype} if dtype is not None else {}))
     lm_kw = {k: v for k, v in dict(dtype=dtype, attn_implementation=attn_implementation).items() if v is not None}
     lm = AutoModelForCausalLM.from_pretrained(str(language_model), **lm_kw)
-    attn = enc.config._attn_implementation, lm.config._attn_implementation
     config = LibraConfig(vision_config=enc.config, text_config=lm.config,
                          mm_vision_tower=str(vision_encoder) if isinstance(vision_encoder, (str, Path)) else None, **config_kwargs)
-    # a new composite config resets its sub-configs' attention implementation: keep the loaded parts' own
-    config.vision_config._attn_implementation, config.text_config._attn_implementation = attn
     model = cls(config, vision_encoder=enc, language_model=lm)
     return model.to(lm.dtype) if dtype is not None else model
 

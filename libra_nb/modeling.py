@@ -5,6 +5,7 @@
 # %% ../nbs/09_modeling.ipynb #c003
 from __future__ import annotations
 import re
+from typing import Literal  # inherited config fields are annotated with it; `inspect.signature(LibraConfig, eval_str=True)` needs it here
 from dataclasses import dataclass
 import torch
 from torch import nn

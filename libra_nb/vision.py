@@ -12,10 +12,10 @@ from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 from .core import hub_offline
 
 # %% auto #0
-__all__ = ['RAD_DINO', 'load_vision_encoder', 'VisionTower', 'plot_patch_grid']
+__all__ = ['load_vision_encoder', 'VisionTower', 'plot_patch_grid']
 
 # %% ../nbs/06_vision.ipynb #c007
-RAD_DINO = "microsoft/rad-dino"  # Libra's encoder: Dinov2 ViT-B/14, 12 layers, 768 wide, 518 px input
+from .imaging import RAD_DINO  # Libra's encoder: Dinov2 ViT-B/14, 12 layers, 768 wide, 518 px input
 
 def load_vision_encoder(encoder:str|Path|PretrainedConfig|PreTrainedModel=RAD_DINO, # hub id, local folder, config or model
                         **kwargs, # passed to `AutoModel.from_pretrained` / `from_config` (e.g. `dtype=torch.bfloat16`)

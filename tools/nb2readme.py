@@ -19,7 +19,8 @@ def render(nb_path=root/'nbs'/'index.ipynb'):
         directives = [l for l in lines if re.match(r'^#\|', l)]
         if any(re.match(r'^#\|\s*(hide|include:\s*false)', d) for d in directives): continue
         body = '\n'.join(l for l in lines if not re.match(r'^#\|', l)).strip('\n')
-        if cell['cell_type'] == 'markdown': parts.append(body)
+        # pictures live in nbs/images: relative to the notebook there, relative to the repository root here
+        if cell['cell_type'] == 'markdown': parts.append(body.replace('](images/', '](nbs/images/'))
         elif body:
             parts.append(f'```python\n{body}\n```')
             for out in cell.get('outputs', []):

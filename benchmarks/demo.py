@@ -7,6 +7,7 @@ import os, platform, shlex, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.script import call_parse
+from results_md import append_results
 
 @call_parse
 def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
@@ -40,11 +41,5 @@ Wall time: **{wall:.0f} s** ({res['n_test']} test studies, {res['n_test_with_pri
 
 {goal_verdict(tests)[1]}
 """
-    p = Path(results)
-    body = p.read_text() if p.exists() else '# Benchmark results\n'
-    if '\n## demo\n' not in body: body = body.rstrip('\n') + '\n\n## demo\n'
-    head, _, tail = body.partition('\n## demo\n')
-    nxt = tail.find('\n## ')
-    tail = tail + text if nxt < 0 else tail[:nxt] + text + tail[nxt:]
-    p.write_text(head + '\n## demo\n' + tail)
+    append_results(text, '## demo', Path(results))
     print(text)

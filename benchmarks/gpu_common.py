@@ -7,12 +7,12 @@ formulas used for MFU, machine/version strings, and appending a section to `benc
     python benchmarks/gpu_common.py append results.json   # append a JSON's markdown section (e.g. fetched from a GPU run)
 """
 from __future__ import annotations
-import contextlib, fcntl, json, os, platform, shlex, sys, time
+import contextlib, json, os, platform, shlex, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
+from results_md import append_results as _append_results, RESULTS_MD
 
 HERE = Path(__file__).resolve().parent
-RESULTS_MD = HERE/'RESULTS.md'
 HEADING = '## gpu'
 H100_BF16_PEAK_TFLOPS = 989.0  # H100 SXM, bf16 dense tensor-core peak (H200 has the same compute peak)
 
@@ -202,23 +202,8 @@ def write_json(path, data:dict) -> Path:
     return path
 
 def append_results(section:str, path:Path=RESULTS_MD, heading:str=HEADING) -> Path:
-    "Append `section` (markdown, starting with '### ...') at the end of `heading`'s part of RESULTS.md (created if missing)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a+') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0); text = f.read()
-        lines = text.split('\n') if text else ['# Benchmark results', '']
-        try: start = lines.index(heading)
-        except ValueError:
-            while lines and lines[-1] == '': lines.pop()
-            lines += ['', heading, '']; start = len(lines) - 2
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith('## ')), len(lines))
-        block = lines[start:end]
-        while block and block[-1] == '': block.pop()
-        block += ['', section.strip(), '']
-        new = '\n'.join(lines[:start] + block + ([''] if end < len(lines) else []) + lines[end:])
-        f.seek(0); f.truncate(); f.write(new.rstrip('\n') + '\n')
-    return path
+    "Append `section` (markdown, starting with '### ...') to the `## gpu` part of RESULTS.md."
+    return _append_results(section, heading, path)
 
 def finish(result:dict, json_path, results_md, markdown:str):
     "Store the markdown in the result, write the JSON, and append the markdown to RESULTS.md (unless results_md is '')."

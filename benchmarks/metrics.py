@@ -11,6 +11,7 @@ plain pycocoevalcap call. Results go to benchmarks/RESULTS.md under `## metrics`
 """
 import argparse, collections, datetime, math, os, platform, random, sys, time
 from pathlib import Path
+from results_md import append_results
 
 import numpy as np
 
@@ -162,13 +163,7 @@ def main():
     ]
     print("\n".join(text))
     if not args.no_write:
-        p = Path(args.results)
-        cur = p.read_text() if p.exists() else "# Benchmark results\n"
-        if "\n## metrics\n" not in cur: cur = cur.rstrip("\n") + "\n\n## metrics\n"
-        head, _, tail = cur.partition("\n## metrics\n")
-        nxt = tail.find("\n## ")
-        section, rest = (tail, "") if nxt < 0 else (tail[:nxt], tail[nxt:])
-        p.write_text(head + "\n## metrics\n" + (section.rstrip("\n") + "\n\n" if section.strip() else "\n") + "\n".join(text) + rest)
+        append_results("\n".join(text), "## metrics", Path(args.results))
     sys.exit(0 if ok else 1)
 
 if __name__ == "__main__": main()

@@ -14,6 +14,7 @@ import os, sys, time, platform, tracemalloc, resource, datetime
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
+from results_md import append_results
 from libra_nb.pairing import pair_studies, simulate_metadata, pairing_stats, FRONTAL_VIEWS
 
 def _order_key(r):
@@ -91,17 +92,6 @@ def machine() -> str:
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM; Python {platform.python_version()}, "
             f"pandas {pd.__version__}, numpy {np.__version__}")
 
-def record(text:str, results:Path):
-    "Append `text` to the `## pairing` section of `results` (created if missing), re-reading the file first."
-    body = results.read_text() if results.exists() else '# Benchmark results\n'
-    head = '\n## pairing\n'
-    if head not in body: body = body.rstrip('\n') + '\n' + head
-    start = body.index(head) + len(head)
-    nxt = body.find('\n## ', start)
-    end = len(body) if nxt == -1 else nxt
-    body = body[:end].rstrip('\n') + '\n\n' + text.rstrip('\n') + '\n' + body[end:]
-    results.write_text(body)
-
 @call_parse
 def main(images:int=377_110, # images in the synthetic metadata (MIMIC-CXR: 377,110)
          studies:int=227_835, # studies (MIMIC-CXR: 227,835)
@@ -142,4 +132,4 @@ def main(images:int=377_110, # images in the synthetic metadata (MIMIC-CXR: 377,
             "Goal (default `reference` rule): < 2 s and < 2 GB. With the CPU shared (load average above the core count), "
             "wall times are inflated by waiting for a core; the process CPU time is the steadier figure.\n")
     print(text)
-    if not no_record: record(text, Path(__file__).resolve().parent/'RESULTS.md')
+    if not no_record: append_results(text, '## pairing')

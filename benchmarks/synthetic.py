@@ -13,6 +13,7 @@ import os, sys, time, platform, tempfile, datetime, resource
 from pathlib import Path
 import numpy as np, PIL
 from fastcore.script import call_parse
+from results_md import append_results
 from libra_nb.synthetic import make_cohort
 
 def machine() -> str:
@@ -21,17 +22,6 @@ def machine() -> str:
     load = ', '.join(f'{x:.1f}' for x in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} cores, load average {load} at start; Python {platform.python_version()}, "
             f"numpy {np.__version__}, Pillow {PIL.__version__}")
-
-def record(text:str, results:Path):
-    "Append `text` to the `## synthetic` section of `results` (created if missing), re-reading the file first."
-    body = results.read_text() if results.exists() else '# Benchmark results\n'
-    head = '\n## synthetic\n'
-    if head not in body: body = body.rstrip('\n') + '\n' + head
-    start = body.index(head) + len(head)
-    nxt = body.find('\n## ', start)
-    end = len(body) if nxt == -1 else nxt
-    body = body[:end].rstrip('\n') + '\n\n' + text.rstrip('\n') + '\n' + body[end:]
-    results.write_text(body)
 
 def _cpu_seconds() -> float:
     "User + system CPU time of this process and its finished children (the worker processes)."
@@ -75,4 +65,4 @@ def main(sizes:str='224,518',    # comma-separated image sizes (height in pixels
             f"Each row writes a fresh cohort ({n_patients} patients, up to {max_studies} studies each, seed {seed}: JPEG images, "
             f"reports and CSVs) into a temporary folder; best of {repeats}.\n\n" + '\n'.join(lines) + '\n')
     print(text)
-    if not no_record: record(text, Path(__file__).resolve().parent / 'RESULTS.md')
+    if not no_record: append_results(text, '## synthetic')

@@ -13,6 +13,7 @@ import json, os, shlex, statistics, platform, resource, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.script import call_parse, Param
+from results_md import append_results
 
 def _rss_mb():
     for line in open('/proc/self/status'):
@@ -57,17 +58,6 @@ def _table(rows) -> str:
         out.append(f"| {r['b']} | {r['mode']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['peak_mb']:.0f} | {r['b'] / r['median_s']:.2f} |")
     return '\n'.join(out)
 
-def _append_results(path:Path, text:str, heading='## tac'):
-    "Append `text` at the end of the `## tac` section of RESULTS.md (creating file/section as needed)."
-    src = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = src.rstrip('\n').split('\n')
-    if heading not in lines: lines += ['', heading]
-    i = lines.index(heading) + 1
-    while i < len(lines) and not lines[i].startswith('## '): i += 1
-    while lines[i - 1] == '': i -= 1
-    lines[i:i] = ['', text.rstrip('\n')]
-    path.write_text('\n'.join(lines) + '\n')
-
 @call_parse
 def main(device:str='cpu',            # 'cpu' or 'cuda'
          batch_sizes:str='1,2,4',     # comma-separated batch sizes B
@@ -94,4 +84,4 @@ def main(device:str='cpu',            # 'cpu' or 'cuda'
             f"Machine: {_machine(device)}.  \nCommand: `{cmd}`  \nShapes: N {n}, D {d}, H {h}, heads {heads}, layers {layers}; "
             f"{warmup} warm-up + {reps} timed reps per case." + (f"  \nNote: {note}" if note else '') + '\n\n' + _table(rows))
     print('\n' + text)
-    if results: _append_results(Path(results), text)
+    if results: append_results(text, '## tac', Path(results))

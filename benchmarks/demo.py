@@ -2,36 +2,28 @@
 
     python benchmarks/demo.py --size small --out /tmp/demo_small
     python benchmarks/demo.py --size full --out /tmp/demo_full --note 'idle machine'
+    python benchmarks/demo.py --size small --seeds 0,1,2 --out /tmp/demo_seeds   # training variance: one run per seed
+
+With several seeds every run retrains both arms from scratch (cohort, stand-ins, TAC, LoRA, data order), so the
+spread of the real-minus-dummy difference across seeds is the training variance the per-run bootstrap CIs leave out.
 """
 import os, platform, shlex, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
+import numpy as np
 from fastcore.script import call_parse
 from results_md import append_results
 
-@call_parse
-def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
-         out:str='/tmp/libra_demo_bench', # results folder of the run
-         threads:int=2,                 # torch CPU threads
-         note:str='',                   # free text recorded with the result (e.g. machine load)
-         results:str=str(Path(__file__).parent/'RESULTS.md')): # file to append to
-    "Run the demo once, then append its wall time, phase timings, ablation table and paired tests to `results`."
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    import torch
-    from libra_nb.demo import run_demo, goal_verdict
-    load = os.getloadavg()
-    t0 = time.perf_counter(); res = run_demo(out, size, threads=threads); wall = time.perf_counter() - t0
+def _run_text(res, wall, seed):
+    "Markdown of one run: wall time, phases, metrics with CIs, paired tests, verdict."
+    from libra_nb.demo import goal_verdict
     table, tests = res['table'], res['tests']
     systems = [c for c in table.columns if not c.endswith((' low', ' high'))]
     cell = lambda m, s: f"{table.loc[m, s]:.1f} [{table.loc[m, f'{s} low']:.1f}, {table.loc[m, f'{s} high']:.1f}]"
     rows = '\n'.join(f"| {m} | " + ' | '.join(cell(m, s) for s in systems) + ' |' for m in table.index)
-    note_line = f"  \nNote: {note}" if note else ''
-    text = f"""
-### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, size={size}, threads={threads}
-
-Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at start; torch {torch.__version__}, Python {platform.python_version()}.
-Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`{note_line}
-Wall time: **{wall:.0f} s** ({res['n_test']} test studies, {res['n_test_with_prior']} with a prior). Phases (s): {res['times']}
+    ceil = res['ceilings']
+    return f"""
+Seed {seed}: wall time **{wall:.0f} s** ({res['n_test']} test studies, {res['n_test_with_prior']} with a prior). Phases (s): {res['times']}
 
 | metric (score [bootstrap 95% CI]) | {' | '.join(systems)} |
 |---|{'---|' * len(systems)}
@@ -40,6 +32,44 @@ Wall time: **{wall:.0f} s** ({res['n_test']} test studies, {res['n_test_with_pri
 {tests.round(3).to_markdown()}
 
 {goal_verdict(tests)[1]}
+Ceilings (perfect readers, `oracle_findings`): temporal F1 both films {ceil.loc['Temporal_entity_score', 'oracle, both films']:.1f}, current film only {ceil.loc['Temporal_entity_score', 'oracle, current film only']:.1f}.
 """
+
+def _seed_summary(deltas:dict) -> str:
+    "Per-seed values, mean and SD over seeds of the real-minus-dummy differences."
+    lines = ['| metric | per seed (real − dummy) | mean | SD over seeds |', '|---|---|---|---|']
+    for m, d in deltas.items():
+        d = np.array(d)
+        lines.append(f"| {m} | {', '.join(f'{x:+.1f}' for x in d)} | {d.mean():+.1f} | {d.std(ddof=1):.1f} |")
+    return '\n'.join(lines)
+
+@call_parse
+def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
+         out:str='/tmp/libra_demo_bench', # results folder of the run (one subfolder per seed when several)
+         threads:int=2,                 # torch CPU threads
+         seeds:str='0',                 # comma-separated seeds; several measure the training variance
+         note:str='',                   # free text recorded with the result (e.g. machine load)
+         results:str=str(Path(__file__).parent/'RESULTS.md')): # file to append to
+    "Run the demo once per seed, then append wall times, ablation tables, paired tests (and the spread over seeds) to `results`."
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    import torch
+    from libra_nb.demo import run_demo
+    seed_list = [int(s) for s in seeds.split(',')]
+    load = os.getloadavg()
+    parts, deltas = [], {'Temporal_entity_score': [], 'Change_accuracy': []}
+    for seed in seed_list:
+        folder = out if len(seed_list) == 1 else f'{out}/seed{seed}'
+        t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed); wall = time.perf_counter() - t0
+        parts.append(_run_text(res, wall, seed))
+        for m in deltas: deltas[m].append(res['tests'].loc[('real prior - dummy prior', m), 'delta'])
+        print(parts[-1], flush=True)
+    note_line = f"  \nNote: {note}" if note else ''
+    summary = '' if len(seed_list) < 2 else '\nTraining variance, real prior − dummy prior across seeds:\n\n' + _seed_summary(deltas) + '\n'
+    text = f"""
+### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, size={size}, threads={threads}, seeds={seeds}
+
+Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at start; torch {torch.__version__}, Python {platform.python_version()}.
+Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`{note_line}
+{''.join(parts)}{summary}"""
     append_results(text, '## demo', Path(results))
-    print(text)
+    print(summary)

@@ -57,7 +57,8 @@ class DemoConfig:
     stage2_projector_lr:float|None = None # stage 2: also train the TAC at this rate (upstream's `mm_projector_lr`); None: TAC frozen, as the paper
     lora_r:int = 16                 # LoRA rank (paper: 128 for a 4096-wide LM)
     lora_alpha:int = 32             # LoRA alpha (paper: 2 x r)
-    max_new_tokens:int = 96         # greedy decoding length limit
+    max_new_tokens:int = 96         # decoding length limit
+    num_beams:int = 5               # beam search width (1: greedy, which the report templates mislead; the paper uses 10)
     n_boot:int = 1000               # bootstrap resamples for the CIs and the paired test
     seed:int = 0                    # cohort, initialisation and data order
     threads:int = 2                 # torch CPU threads
@@ -239,12 +240,13 @@ def prior_sensitivity(model:LibraForConditionalGeneration, processor:LibraProces
 
 # %% ../nbs/15_demo.ipynb #c026
 def generate_findings(model:LibraForConditionalGeneration, processor:LibraProcessor,
-                      records:list, image_folder, max_new_tokens:int=96, batch_size:int=32) -> list[str]:
-    "Greedy findings for each record, in order."
+                      records:list, image_folder, max_new_tokens:int=96, batch_size:int=32,
+                      num_beams:int=1) -> list[str]: # 1: greedy; more: beam search (no n-gram blocking: the templates repeat phrases)
+    "Deterministic findings for each record, in order."
     from libra_nb.inference import generate_reports
     model.eval()
     out = generate_reports(model, processor, records, batch_size=batch_size, image_folder=image_folder,
-                           max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+                           max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams)
     return [a['text'] for a in out]
 
 # %% ../nbs/15_demo.ipynb #c028
@@ -455,7 +457,7 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     sensitivity = pd.DataFrame({arm: prior_sensitivity(m, proc, val, data.root) for arm, m in models.items()}).T.rename_axis('trained with')
     for name, (trained, shown) in ARMS.items():
         recs = test if shown == 'real' else dummy_prior(test)
-        texts[name] = generate_findings(models[trained], proc, recs, data.root, cfg.max_new_tokens)
+        texts[name] = generate_findings(models[trained], proc, recs, data.root, cfg.max_new_tokens, num_beams=cfg.num_beams)
     tick('generation')
     scores = {name: score_findings(t, test, data) for name, t in texts.items()}
     table, tests = ablation_table(scores, cfg.n_boot, cfg.seed), ablation_tests(scores, cfg.n_boot, cfg.seed)
@@ -513,7 +515,7 @@ def demo_report(res:dict) -> str:
 
 Synthetic cohort: {cfg.n_patients} patients; {res['n_test']} test studies ({res['n_test_with_prior']} with a prior).
 Model: Dinov2 encoder ({cfg.image_size} px, patch {cfg.patch_size}, width {cfg.vision_hidden}, {cfg.vision_layers} layers) + TAC +
-{cfg.lm_layers}-layer LM (width {cfg.lm_hidden}); stage 1 {cfg.stage1_steps} steps (TAC), stage 2 {cfg.stage2_steps} steps (LoRA r={cfg.lora_r}), batch {cfg.batch_size}; greedy decoding.
+{cfg.lm_layers}-layer LM (width {cfg.lm_hidden}); stage 1 {cfg.stage1_steps} steps (TAC), stage 2 {cfg.stage2_steps} steps (LoRA r={cfg.lora_r}), batch {cfg.batch_size}; {'greedy decoding' if cfg.num_beams == 1 else f'beam search, {cfg.num_beams} beams'}.
 
 ## Metrics (score [bootstrap 95% CI], n = {res['n_test']} test studies)
 

@@ -504,6 +504,10 @@ def _encoder_line(pretrain:dict) -> str:
     r2 = next((log.attrs['validation_r2'] for log in pretrain.values() if 'validation_r2' in log.attrs), None)
     return '' if r2 is None else '\nEncoder stand-in, validation R² of finding sizes: ' + ', '.join(f'{k} {v:.2f}' for k, v in r2.items()) + '.\n'
 
+def _blind_arms(sensitivity:pd.DataFrame, tol:float=1e-3) -> list[str]:
+    "Arms whose validation loss does not rise when the images are shuffled across the batch: they do not read their images."
+    return [arm for arm, row in sensitivity.iterrows() if row['images shuffled'] - row['real pairs'] < tol]
+
 def demo_report(res:dict) -> str:
     "The markdown report of a `run_demo` result."
     cfg, table, tests, times = res['config'], res['table'], res['tests'], res['times']
@@ -545,7 +549,7 @@ with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.
 ## Does the model read its images and its prior? (teacher-forced validation loss)
 
 {res['sensitivity'].round(4).to_markdown()}
-{_encoder_line(res['pretrain'])}
+{''.join(f"{chr(10)}**Warning: the {arm}-prior model does not read its images** (validation loss with shuffled images within 0.001 of the right pairs): its training failed, so the comparison above says nothing about the prior; rerun with another `--seed`.{chr(10)}" for arm in _blind_arms(res['sensitivity']))}{_encoder_line(res['pretrain'])}
 
 ## Figures
 
@@ -579,6 +583,7 @@ def libra_nb_demo(out:str='libra_demo_out',  # results folder
     systems = [c for c in res['table'].columns if not c.endswith((' low', ' high'))]
     print(res['table'][systems].round(1).to_string())
     print(goal_verdict(res['tests'])[1])
+    for arm in _blind_arms(res['sensitivity']): print(f"WARNING: the {arm}-prior model does not read its images (training failed); rerun with another --seed.")
     print(f"total {res['times']['total']:.0f} s; results in {Path(out).resolve()} (REPORT.md)")
 
 if Path(getattr(__import__('sys'), 'argv', [''])[0] or '').name == 'libra_nb_demo':

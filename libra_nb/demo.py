@@ -20,7 +20,7 @@ __all__ = ['DEMO_SIZES', 'DEMO_METRICS', 'ARMS', 'GOAL_POINTS', 'DemoConfig', 'd
            'libra_nb_demo']
 
 # %% ../nbs/15_demo.ipynb #c004
-from .synthetic import make_cohort, FINDINGS, CHANGE_WORDS
+from .synthetic import make_cohort, subject_dir, FINDINGS, CHANGE_WORDS
 from .pairing import load_mimic_metadata, pair_studies
 from .sections import section_reports
 from .dataset import build_libra_records, save_libra_json, LibraDataset
@@ -140,7 +140,7 @@ def _encoder_images(data:DemoData, cfg:DemoConfig, image_processor) -> tuple[tor
                      image_size=cfg.image_size, seed=cfg.seed + 1000, lateral_prob=0.0, overwrite=True)
     md, truth = pd.read_csv(co.metadata), pd.read_csv(co.ground_truth)
     size = truth.pivot(index='study_id', columns='finding', values='size')[list(FINDINGS)]
-    paths = [co.root/f"files/p{str(s)[:2]}/p{s}/s{st}/{d}.jpg" for s, st, d in zip(md.subject_id, md.study_id, md.dicom_id)]
+    paths = [co.root/subject_dir(s)/f's{st}'/f'{d}.jpg' for s, st, d in zip(md.subject_id, md.study_id, md.dicom_id)]
     X2, Y2 = process_images(paths, image_processor, pad='train'), torch.tensor(size.loc[md.study_id].to_numpy(), dtype=torch.float32)
     return torch.cat([X, X2]), torch.cat([Y, Y2])
 

@@ -16,18 +16,12 @@ from results_md import append_results
 
 def _run_text(res, wall, seed):
     "Markdown of one run: wall time, phases, metrics with CIs, paired tests, verdict."
-    from libra_nb.demo import goal_verdict
-    table, tests = res['table'], res['tests']
-    systems = [c for c in table.columns if not c.endswith((' low', ' high'))]
-    cell = lambda m, s: f"{table.loc[m, s]:.1f} [{table.loc[m, f'{s} low']:.1f}, {table.loc[m, f'{s} high']:.1f}]"
-    rows = '\n'.join(f"| {m} | " + ' | '.join(cell(m, s) for s in systems) + ' |' for m in table.index)
-    ceil = res['ceilings']
+    from libra_nb.demo import goal_verdict, ablation_markdown
+    tests, ceil = res['tests'], res['ceilings']
     return f"""
 Seed {seed}: wall time **{wall:.0f} s** ({res['n_test']} test studies, {res['n_test_with_prior']} with a prior). Phases (s): {res['times']}
 
-| metric (score [bootstrap 95% CI]) | {' | '.join(systems)} |
-|---|{'---|' * len(systems)}
-{rows}
+{ablation_markdown(res['table'], 'metric (score [bootstrap 95% CI])')}
 
 {tests.round(3).to_markdown()}
 

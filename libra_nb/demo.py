@@ -15,14 +15,14 @@ from fastcore.script import call_parse
 __all__ = ['DEMO_SIZES', 'DEMO_METRICS', 'ARMS', 'GOAL_POINTS', 'DemoConfig', 'demo_config', 'DemoData', 'demo_data',
            'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm',
            'train_libra', 'prior_sensitivity', 'generate_findings', 'stated_changes', 'change_table', 'change_accuracy',
-           'change_confusion', 'score_findings', 'oracle_findings', 'ablation_table', 'ablation_tests', 'plot_losses',
-           'plot_examples', 'prior_weights', 'plot_prior_weights', 'run_demo', 'goal_verdict', 'demo_report',
-           'libra_nb_demo']
+           'change_confusion', 'score_findings', 'oracle_findings', 'ablation_table', 'ablation_systems',
+           'ablation_markdown', 'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights',
+           'run_demo', 'goal_verdict', 'demo_report', 'libra_nb_demo']
 
 # %% ../nbs/15_demo.ipynb #c004
-from .synthetic import make_cohort, subject_dir, FINDINGS, CHANGE_WORDS
+from .synthetic import make_cohort, subject_dir, write_report, FINDINGS, CHANGE_WORDS
 from .pairing import load_mimic_metadata, pair_studies
-from .sections import section_reports
+from .sections import section_reports, parse_report
 from .dataset import build_libra_records, save_libra_json, LibraDataset
 from .conversation import train_tiny_tokenizer, conversation_from_turns
 from .imaging import rad_dino_processor, process_images
@@ -127,10 +127,14 @@ def _fit(params, loss_fn, n:int, bs:int, epochs:int, lr:float, seed:int) -> list
     return losses
 
 # %% ../nbs/15_demo.ipynb #c016
+def _sizes(truth:pd.DataFrame, study_ids) -> torch.Tensor:
+    "`(n, 5)` sizes (0-1) of the five findings in each of `study_ids`, from a `ground_truth.csv` table."
+    size = truth.pivot(index='study_id', columns='finding', values='size')[list(FINDINGS)]
+    return torch.tensor(size.loc[list(study_ids)].to_numpy(), dtype=torch.float32)
+
 def _finding_sizes(data:DemoData, records:list) -> torch.Tensor:
-    "`(n, 5)` ground-truth sizes (0-1) of the findings of each record's current study."
-    size = data.truth.pivot(index='study_id', columns='finding', values='size')[list(FINDINGS)]
-    return torch.tensor(size.loc[[data.study_of[r['id']] for r in records]].to_numpy(), dtype=torch.float32)
+    "`(n, 5)` ground-truth sizes of the findings of each record's current study."
+    return _sizes(data.truth, [data.study_of[r['id']] for r in records])
 
 def _encoder_images(data:DemoData, cfg:DemoConfig, image_processor) -> tuple[torch.Tensor, torch.Tensor]:
     "Pixels and finding sizes of the encoder's training images: the demo's training split plus a separate cohort of `cfg.encoder_patients`."
@@ -138,10 +142,9 @@ def _encoder_images(data:DemoData, cfg:DemoConfig, image_processor) -> tuple[tor
     if not cfg.encoder_patients: return X, Y
     co = make_cohort(data.root.parent/'encoder_cohort', n_patients=cfg.encoder_patients, max_studies_per_patient=cfg.max_studies,
                      image_size=cfg.image_size, seed=cfg.seed + 1000, lateral_prob=0.0, overwrite=True)
-    md, truth = pd.read_csv(co.metadata), pd.read_csv(co.ground_truth)
-    size = truth.pivot(index='study_id', columns='finding', values='size')[list(FINDINGS)]
+    md = pd.read_csv(co.metadata)
     paths = [co.root/subject_dir(s)/f's{st}'/f'{d}.jpg' for s, st, d in zip(md.subject_id, md.study_id, md.dicom_id)]
-    X2, Y2 = process_images(paths, image_processor, pad='train'), torch.tensor(size.loc[md.study_id].to_numpy(), dtype=torch.float32)
+    X2, Y2 = process_images(paths, image_processor, pad='train'), _sizes(pd.read_csv(co.ground_truth), md.study_id)
     return torch.cat([X, X2]), torch.cat([Y, Y2])
 
 def pretrain_encoder(data:DemoData, cfg:DemoConfig, image_processor) -> tuple[nn.Module, pd.DataFrame]:
@@ -312,8 +315,6 @@ def oracle_findings(records:list, data:DemoData,
                     sees_prior:bool=True, # state the true changes; False: the change most frequent at each finding's current grade
                     seed:int=0) -> list[str]:
     "Findings a perfect reader would write from the ground truth, with or without the prior film."
-    from libra_nb.synthetic import write_report
-    from libra_nb.sections import parse_report
     truth = data.truth.set_index('study_id')
     train = truth.loc[[data.study_of[r['id']] for r in data.records['train']]]
     guess = train[train.change != 'baseline'].groupby(['finding', 'grade']).change.agg(lambda c: c.value_counts().idxmax()).to_dict()
@@ -336,6 +337,17 @@ def ablation_table(scores:dict[str, ReportScores], n_boot:int=1000, seed:int=0) 
         ci = bootstrap_ci(res, n_boot=n_boot, seed=seed)
         cols[name], cols[f'{name} low'], cols[f'{name} high'] = ci.score, ci.low, ci.high
     return pd.DataFrame(cols)
+
+def ablation_systems(table:pd.DataFrame) -> list[str]:
+    "The system names of an `ablation_table` (its columns without the ` low` / ` high` bounds)."
+    return [c for c in table.columns if not c.endswith((' low', ' high'))]
+
+def ablation_markdown(table:pd.DataFrame, header:str='metric') -> str:
+    "An `ablation_table` as a markdown table of `score [low, high]` cells."
+    systems = ablation_systems(table)
+    cell = lambda m, s: f"{table.loc[m, s]:.1f} [{table.loc[m, f'{s} low']:.1f}, {table.loc[m, f'{s} high']:.1f}]"
+    rows = '\n'.join(f"| {m} | " + ' | '.join(cell(m, s) for s in systems) + ' |' for m in table.index)
+    return f"| {header} | {' | '.join(systems)} |\n|---|{'---|' * len(systems)}\n{rows}"
 
 def ablation_tests(scores:dict[str, ReportScores], n_boot:int=1000, seed:int=0,
                    metrics=('Temporal_entity_score', 'Change_accuracy')) -> pd.DataFrame:
@@ -494,7 +506,7 @@ def goal_verdict(tests:pd.DataFrame) -> tuple[bool, str]:
 
 def _ceiling_lines(ceilings:pd.DataFrame) -> str:
     "The two oracles' temporal F1 and change accuracy, and the gap between them."
-    both, cur = [c for c in ceilings.columns if not c.endswith((' low', ' high'))]
+    both, cur = ablation_systems(ceilings)
     m = ['Temporal_entity_score', 'Change_accuracy']
     rows = '\n'.join(f"| {k} | {ceilings.loc[k, both]:.1f} | {ceilings.loc[k, cur]:.1f} | {ceilings.loc[k, both] - ceilings.loc[k, cur]:+.1f} |" for k in m)
     return f"| metric | {both} | {cur} | difference |\n|---|---|---|---|\n{rows}"
@@ -511,9 +523,6 @@ def _blind_arms(sensitivity:pd.DataFrame, tol:float=1e-3) -> list[str]:
 def demo_report(res:dict) -> str:
     "The markdown report of a `run_demo` result."
     cfg, table, tests, times = res['config'], res['table'], res['tests'], res['times']
-    fmt = lambda m, s: f"{table.loc[m, s]:.1f} [{table.loc[m, f'{s} low']:.1f}, {table.loc[m, f'{s} high']:.1f}]"
-    systems = [c for c in table.columns if not c.endswith((' low', ' high'))]
-    rows = '\n'.join(f"| {m} | " + ' | '.join(fmt(m, s) for s in systems) + ' |' for m in table.index)
     met, verdict = goal_verdict(tests)
     return f"""# libra_nb demo report
 
@@ -523,9 +532,7 @@ Model: Dinov2 encoder ({cfg.image_size} px, patch {cfg.patch_size}, width {cfg.v
 
 ## Metrics (score [bootstrap 95% CI], n = {res['n_test']} test studies)
 
-| metric | {' | '.join(systems)} |
-|---|{'---|' * len(systems)}
-{rows}
+{ablation_markdown(table)}
 
 Change_accuracy: share of findings present in the current or the prior study whose stated change
 (new / increased / decreased / resolved / stable / not mentioned) matches `ground_truth.csv`.
@@ -580,8 +587,7 @@ def libra_nb_demo(out:str='libra_demo_out',  # results folder
                  ):
     "Run Libra end to end on a synthetic cohort (real vs dummy prior) and write a results folder."
     res = run_demo(out, size, vision_tower=vision_tower, llm=llm, seed=seed, threads=threads)
-    systems = [c for c in res['table'].columns if not c.endswith((' low', ' high'))]
-    print(res['table'][systems].round(1).to_string())
+    print(res['table'][ablation_systems(res['table'])].round(1).to_string())
     print(goal_verdict(res['tests'])[1])
     for arm in _blind_arms(res['sensitivity']): print(f"WARNING: the {arm}-prior model does not read its images (training failed); rerun with another --seed.")
     print(f"total {res['times']['total']:.0f} s; results in {Path(out).resolve()} (REPORT.md)")

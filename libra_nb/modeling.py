@@ -5,7 +5,8 @@
 # %% ../nbs/09_modeling.ipynb #c003
 from __future__ import annotations
 import re
-from typing import Literal  # inherited config fields are annotated with it; `inspect.signature(LibraConfig, eval_str=True)` needs it here
+from pathlib import Path
+from typing import Literal  # noqa: F401  inherited config fields are annotated with it; `inspect.signature(LibraConfig, eval_str=True)` needs it here
 from dataclasses import dataclass
 import torch
 from torch import nn
@@ -13,7 +14,8 @@ from fastcore.basics import patch, store_attr
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, BatchFeature,
                           Dinov2Config, GenerationMixin, PretrainedConfig, PreTrainedModel, ProcessorMixin)
 from transformers.configuration_utils import SubConfigSpec
-from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from .compat import CACHE_KWARG, output_cache, pop_cache
 from .core import IGNORE_INDEX, IMAGE_TOKEN_INDEX, DEFAULT_PROMPT
 from .vision import VisionTower, load_vision_encoder, RAD_DINO
 from .tac import build_projector
@@ -141,7 +143,7 @@ class LibraForConditionalGeneration(PreTrainedModel, GenerationMixin):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["TAC"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_KWARG]
     _supports_flash_attn = _supports_sdpa = _supports_flex_attn = _supports_attention_backend = True
 
     def __init__(self, config:LibraConfig,
@@ -192,13 +194,8 @@ def get_image_features(self:LibraForConditionalGeneration,
 
 # %% ../nbs/09_modeling.ipynb #c033
 @dataclass
-class LibraCausalLMOutputWithPast(ModelOutput):
-    "Output of `LibraForConditionalGeneration.forward`."
-    loss: torch.FloatTensor|None = None
-    logits: torch.FloatTensor|None = None
-    past_key_values: object|None = None
-    hidden_states: tuple|None = None
-    attentions: tuple|None = None
+class LibraCausalLMOutputWithPast(CausalLMOutputWithPast):
+    "Output of `LibraForConditionalGeneration.forward`: the LM's output plus the image embeddings and the spliced mask."
     image_hidden_states: torch.FloatTensor|None = None  # the projected image embeddings `(B, N, H)`, when computed
     attention_mask: torch.LongTensor|None = None        # the mask of the spliced sequence, when the image was spliced in
 
@@ -209,7 +206,7 @@ def embed_inputs(self:LibraForConditionalGeneration,
                  pixel_values:torch.Tensor|None=None,   # `(B, 2, 3, H, W)` current/prior pairs
                  attention_mask:torch.Tensor|None=None, # `(B, L)`
                  labels:torch.LongTensor|None=None,     # `(B, L)`
-                 past_key_values=None,                  # the KV cache, to refuse static caches
+                 cache=None,                            # the KV cache, to refuse static caches
                 ) -> dict:
     "`inputs_embeds`, `attention_mask` and `labels` of the spliced sequence, and the `image_features` (None if no image)."
     is_img = input_ids == self.config.image_token_index
@@ -222,7 +219,7 @@ def embed_inputs(self:LibraForConditionalGeneration,
     if pixel_values.shape[0] != input_ids.shape[0]:
         raise ValueError(f"pixel_values hold {pixel_values.shape[0]} image pairs for a batch of {input_ids.shape[0]} prompts; "
                          "pass one (current, prior) pair per prompt.")
-    if getattr(past_key_values, 'is_compileable', False):
+    if getattr(cache, 'is_compileable', False):
         raise ValueError("Static (compileable) KV caches are not supported: splicing the image makes the sequence "
                          "N - 1 positions longer than input_ids, which they cannot follow. Use the default dynamic cache.")
     feats = self.get_image_features(pixel_values).to(embeds.device)
@@ -235,7 +232,7 @@ def forward(self:LibraForConditionalGeneration,
             input_ids:torch.LongTensor|None=None,   # `(B, L)` token ids with one `image_token_index` per sample
             pixel_values:torch.Tensor|None=None,    # `(B, 2, 3, H, W)` current/prior pairs (needed when ids hold the placeholder)
             attention_mask:torch.Tensor|None=None,  # `(B, L)`; with a cache, it covers cached + new positions
-            past_key_values=None,                   # KV cache of the previous steps
+            cache=None,                             # KV cache of the previous steps (`past_key_values` before transformers 5.24)
             inputs_embeds:torch.Tensor|None=None,   # already spliced embeddings, instead of `input_ids`
             labels:torch.LongTensor|None=None,      # `(B, L)` targets (IGNORE_INDEX where not scored)
             use_cache:bool|None=None,
@@ -244,18 +241,18 @@ def forward(self:LibraForConditionalGeneration,
             **kwargs) -> LibraCausalLMOutputWithPast: # passed to the LM (e.g. `output_hidden_states`)
     "Run Libra; with `labels`, also the next-token cross-entropy over the labelled positions."
     if (input_ids is None) == (inputs_embeds is None): raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
-    feats, spliced_mask = None, None
+    cache, feats, spliced_mask = pop_cache(kwargs, cache), None, None
     if inputs_embeds is None:
-        e = self.embed_inputs(input_ids, pixel_values, attention_mask, labels, past_key_values)
+        e = self.embed_inputs(input_ids, pixel_values, attention_mask, labels, cache)
         inputs_embeds, attention_mask, labels, feats = e['inputs_embeds'], e['attention_mask'], e['labels'], e['image_features']
         if feats is not None: spliced_mask = attention_mask
     position_ids = None
     if attention_mask is not None:  # positions count real tokens only, so left padding does not shift them
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1]:]
     out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                              past_key_values=past_key_values, labels=labels, use_cache=use_cache,
-                              logits_to_keep=logits_to_keep, return_dict=True, **kwargs)
-    res = LibraCausalLMOutputWithPast(loss=out.loss, logits=out.logits, past_key_values=out.past_key_values,
+                              labels=labels, use_cache=use_cache, logits_to_keep=logits_to_keep, return_dict=True,
+                              **{CACHE_KWARG: cache}, **kwargs)
+    res = LibraCausalLMOutputWithPast(loss=out.loss, logits=out.logits, **{CACHE_KWARG: output_cache(out)},
                                       hidden_states=out.hidden_states, attentions=out.attentions,
                                       image_hidden_states=feats, attention_mask=spliced_mask)
     return res.to_tuple() if return_dict is False else res
@@ -265,7 +262,7 @@ def forward(self:LibraForConditionalGeneration,
 def _update_model_kwargs_for_generation(self:LibraForConditionalGeneration, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
     "After the step that spliced the image into a cached sequence, continue with the spliced attention mask."
     mask = getattr(outputs, 'attention_mask', None)
-    if mask is not None and getattr(outputs, 'past_key_values', None) is not None and model_kwargs.get('attention_mask') is not None:
+    if mask is not None and output_cache(outputs) is not None and model_kwargs.get('attention_mask') is not None:
         model_kwargs['attention_mask'] = mask
     return GenerationMixin._update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder, num_new_tokens)
 

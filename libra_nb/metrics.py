@@ -313,7 +313,7 @@ def bertscore(predictions:list[str], references:list[str],
               model:str='distilbert-base-uncased', # hub id or local folder
               num_layers:int|None=None, # layer whose embeddings are matched; default bert-score's choice for `model`
               batch_size:int=64, device:str|None=None) -> np.ndarray:
-    "Per-sample BERTScore F1 (Libra: `distilbert-base-uncased`, mean F1)."
+    "Per-sample BERTScore F1 (Libra: `distilbert-base-uncased`, mean F1); 0 where either text is empty, as bert-score sets it."
     _require('BERTScore', _missing_package('bert_score', 'bert-score') + _missing_hub_weights(model, 'the BERTScore encoder'))
     from bert_score import BERTScorer
     from bert_score.utils import model2layers
@@ -322,7 +322,10 @@ def bertscore(predictions:list[str], references:list[str],
         num_layers = model2layers.get(model) or AutoConfig.from_pretrained(model).num_hidden_layers
     try: scorer = BERTScorer(model_type=model, num_layers=num_layers, batch_size=batch_size, device=_device(device))
     except OSError as e: raise MetricUnavailable(f"BERTScore could not load `{model}`: {e}") from e
-    return scorer.score(list(predictions), list(references))[2].numpy().astype(float)
+    out = np.zeros(len(predictions))
+    if keep := [i for i, (p, r) in enumerate(zip(predictions, references)) if p.strip() and r.strip()]:  # bert-score fails on empty texts under transformers >= 5.24
+        out[keep] = scorer.score([predictions[i] for i in keep], [references[i] for i in keep])[2].numpy().astype(float)
+    return out
 
 # %% ../nbs/13_metrics.ipynb #c059
 RADGRAPH_FILES = {'radgraph': 'radgraph.tar.gz', 'radgraph-xl': 'radgraph-xl.tar.gz', 'modern-radgraph-xl': 'modern-radgraph-xl.tar.gz'}

@@ -670,8 +670,8 @@ def libra_nb_train(stage:int=None,                  # (required) 1: align the TA
                    merge_lora:bool=False,           # stage 2: also save the merged model in `output_dir/merged`
                    no_metrics:bool=False,           # validate the loss only (no BLEU-4/ROUGE-L/TEM-F1)
                    cpu:bool=False,                  # train on CPU (with `accelerate launch --multi_gpu`: gloo DDP)
-                  ) -> Path:
-    "Train Libra's stage 1 (TAC alignment) or stage 2 (LoRA) with Accelerate; returns the output folder."
+                  ):
+    "Train Libra's stage 1 (TAC alignment) or stage 2 (LoRA) with Accelerate; the results are written to `output_dir`."
     if stage is None or data_path is None or output_dir is None:
         raise ValueError("libra_nb_train needs --stage (1 or 2), --data_path (a Libra dataset JSON) and --output_dir; see --help.")
     from libra_nb.modeling import LibraDataCollator
@@ -693,4 +693,3 @@ def libra_nb_train(stage:int=None,                  # (required) 1: align the TA
     if cfg.stage == 2 and cfg.merge_lora and tr.accelerator.is_main_process and (Path(output_dir)/'merged').is_dir():
         processor.save_pretrained(Path(output_dir)/'merged')
     tr.accelerator.end_training()
-    return Path(output_dir)

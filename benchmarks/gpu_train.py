@@ -30,7 +30,7 @@ work each stage actually needs, no recomputation) is written out in `gpu_common.
     python benchmarks/gpu_train.py --projection_only --from_json s1.json s2.json     # combine both stages (no GPU)
 """
 from __future__ import annotations
-import argparse, copy, gc, json, math, os, statistics, sys, tempfile, time, warnings
+import argparse, gc, json, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_common as G
@@ -58,7 +58,6 @@ def make_samples(shape:dict, n:int, seed:int) -> list[dict]:
 
 def collate(samples:list[dict], device) -> dict:
     "Right-pad a micro-batch to its longest text (as upstream's collator; the splice then pads to the longest sequence)."
-    import torch
     from libra_nb.modeling import pad_sequences
     from libra_nb.core import IGNORE_INDEX
     ids = pad_sequences([s['ids'].tolist() for s in samples], 0)
@@ -75,7 +74,6 @@ def micro_batches(samples:list[dict], mb:int, order:str) -> list[list[int]]:
 # ------------------------------------------------------------------------------------------------------------ model
 def prepare_stage(model, stage:int, lora_r:int, master_fp32:bool):
     "Freeze everything except the stage's trainables (TAC, or LoRA adapters added now); trainables in fp32 when mixed precision."
-    import torch
     if stage == 2 and not any('lora_' in n for n, _ in model.named_parameters()):
         try:
             from libra_nb.lora import add_lora
@@ -108,7 +106,7 @@ def loss_full(model, batch, pixel_values):
 
 def loss_answer_only(model, batch, pixel_values):
     "Prototype: LM hidden states, then the LM head and cross-entropy only at labelled positions."
-    import torch, torch.nn.functional as F
+    import torch.nn.functional as F
     from libra_nb.core import IGNORE_INDEX
     e = model.embed_inputs(batch['input_ids'], pixel_values, batch['attention_mask'], batch['labels'])
     mask = e['attention_mask']

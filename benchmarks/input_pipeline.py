@@ -15,7 +15,7 @@ The goal (issue 12): pipeline samples/s >= 1.5x the training samples/s with the 
     python benchmarks/input_pipeline.py --train_json benchmarks/results/gpu_train.json   # compare with a gpu_train run
 """
 from __future__ import annotations
-import argparse, io, json, os, statistics, sys, tempfile, time
+import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_common as G
@@ -91,7 +91,7 @@ def _median_rate(fn, n:int, reps:int) -> tuple[float, list]:
 
 def stage_times(paths, size:int, n:int, reps:int) -> list[dict]:
     "Per-image times of the stages in this process: file read + decode, pad + processor; full-size and draft decoding."
-    from libra_nb.imaging import load_image, expand_to_square, TRAIN_PAD_FILL, rad_dino_processor
+    from libra_nb.imaging import expand_to_square, TRAIN_PAD_FILL, rad_dino_processor
     proc = rad_dino_processor(size=size)
     ps = [paths[i % len(paths)] for i in range(n)]
     rows = []
@@ -119,7 +119,6 @@ def fidelity(paths, size:int, k:int=4) -> list[dict]:
 
 def loader_rate(paths, size:int, n_samples:int, workers:int, batch:int, mode:str, pin:bool=False) -> dict:
     "Samples/s of whole samples through a DataLoader with `workers` worker processes (start-up excluded)."
-    import torch
     from torch.utils.data import DataLoader
     ds = PairDataset(paths, size, n_samples, mode)
     dl = DataLoader(ds, batch_size=batch, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,

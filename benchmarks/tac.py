@@ -12,7 +12,7 @@ CUDA memory = `torch.cuda.max_memory_allocated` (model, inputs and work).
 import json, os, shlex, statistics, platform, resource, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
-from fastcore.script import call_parse, Param
+from fastcore.script import call_parse
 from results_md import append_results
 
 def _rss_mb():

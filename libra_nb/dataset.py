@@ -5,9 +5,9 @@
 # %% ../nbs/04_dataset.ipynb #c003
 from __future__ import annotations
 from pathlib import Path
-import json, re, warnings
+import json, warnings
 import pandas as pd
-from fastcore.basics import store_attr, patch
+from fastcore.basics import patch
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
 from .core import DEFAULT_IMAGE_TOKEN, DEFAULT_PROMPT

@@ -4,8 +4,8 @@
 
 # %% ../nbs/15_demo.ipynb #c003
 from __future__ import annotations
-import json, math, re, shutil, time, warnings
-from dataclasses import dataclass, asdict, field, replace
+import json, math, re, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -24,7 +24,7 @@ from .synthetic import make_cohort, subject_dir, write_report, FINDINGS, CHANGE_
 from .pairing import load_mimic_metadata, pair_studies
 from .sections import section_reports, parse_report
 from .dataset import build_libra_records, save_libra_json, LibraDataset
-from .conversation import train_tiny_tokenizer, conversation_from_turns
+from .conversation import train_tiny_tokenizer
 from .imaging import rad_dino_processor, process_images
 from .modeling import LibraConfig, LibraForConditionalGeneration, LibraProcessor, LibraDataCollator
 from .train import TrainConfig, LibraTrainer

@@ -205,7 +205,7 @@ def _check_input(self:TAC, x:torch.Tensor, name:str):
         raise ValueError(f"TAC expects {name} features of shape {want} (all encoder layers, CLS removed), got {tuple(x.shape)}.{hint}")
 
 @patch
-def forward(self:TAC,
+def forward(self:TAC,  # noqa: F811 (`@patch` adds it to TAC; ruff sees a second module-level `forward`)
             current:torch.Tensor,              # current image features `(B, L, N, D)`
             prior:torch.Tensor|None=None,      # prior image features `(B, L, N, D)`; None -> the current image
             return_diagnostics:bool=False):    # also return prior weights, LFE gates and the cross-attention map

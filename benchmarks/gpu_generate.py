@@ -66,7 +66,8 @@ def run_mode(model, processor, studies, queries, batch:int, gen_kw:dict, device:
                 generate_reports_per_s=n / t_gen, new_tokens_per_s=sum(map(len, outs)) / t_gen,
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None, outputs=outs)
 
-def main(argv=None):
+def parse(argv=None):
+    "Command-line options, with the device/dtype defaults and the `--tiny` caps filled in."
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--tiny', action='store_true', help='tiny shapes (CPU smoke run)')
     ap.add_argument('--device', default=None); ap.add_argument('--dtype', default=None)
@@ -84,19 +85,22 @@ def main(argv=None):
     ap.add_argument('--json', default=None); ap.add_argument('--results_md', default=str(G.RESULTS_MD)); ap.add_argument('--note', default='')
     a = ap.parse_args(argv)
     import torch
+    a.device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    a.dtype = a.dtype or ('bfloat16' if a.device.startswith('cuda') else 'float32')
+    if a.tiny:
+        a.batch, a.n_batched, a.n_single, a.new_tokens = min(a.batch, 8), min(a.n_batched, 16), min(a.n_single, 4), min(a.new_tokens, 12)
+        a.beam_batch, a.n_beam_batched, a.n_beam_single, a.image_side = 2, 4, 2, min(a.image_side, 256)
+    return a
+
+def setup(a) -> dict:
+    "Model, processor, studies, the two decoding presets and the prompt lengths; one untimed warm-up call."
+    import torch
     from libra_nb.modeling import LibraProcessor
     from libra_nb.imaging import rad_dino_processor
     from libra_nb.conversation import train_tiny_tokenizer
     from libra_nb.inference import decoding_kwargs
-    a.device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    a.dtype = a.dtype or ('bfloat16' if a.device.startswith('cuda') else 'float32')
-    torch.set_num_threads(a.threads or (1 if a.device == 'cpu' else torch.get_num_threads()))
-    if a.tiny:
-        a.batch, a.n_batched, a.n_single, a.new_tokens = min(a.batch, 8), min(a.n_batched, 16), min(a.n_single, 4), min(a.new_tokens, 12)
-        a.beam_batch, a.n_beam_batched, a.n_beam_single, a.image_side = 2, 4, 2, min(a.image_side, 256)
     shape = G.SHAPES['tiny' if a.tiny else 'full']
     dtype = getattr(torch, a.dtype)
-    t_start = time.perf_counter()
     model, build_s = G.build_model(shape, a.device, dtype, attn=a.attn, seed=a.seed)
     processor = LibraProcessor(rad_dino_processor(size=shape['image_size']), train_tiny_tokenizer())
     n = max(a.n_batched, a.n_single, a.n_beam_batched, a.n_beam_single)
@@ -107,59 +111,86 @@ def main(argv=None):
     paper = dict(decoding_kwargs(temperature=0, num_beams=10, length_penalty=2.0, max_new_tokens=a.new_tokens), **fixed)
     prompt_lens = [len(processor(images=[s], text=[q])['input_ids'][0]) for s, q in zip(studies[:16], queries[:16])]
     run_mode(model, processor, studies[:1], queries[:1], 1, dict(greedy, max_new_tokens=2, min_new_tokens=2), a.device, dtype)  # warm-up
-    modes = []
-    def add(name, preset, batch, k):
-        r = dict(mode=name, preset=preset)
-        try: r.update(run_mode(model, processor, studies[:k], queries[:k], batch, greedy if preset == 'greedy' else paper, a.device, dtype))
-        except torch.OutOfMemoryError as e: r.update(status='OOM', error=str(e).split('\n')[0][:200])
-        finally:
-            gc.collect()
-            if a.device.startswith('cuda'): torch.cuda.empty_cache()
-        modes.append(r)
-        print(f"  {name:<28} " + (f"{r['reports_per_s']:.3f} reports/s ({r['generate_reports_per_s']:.3f} generate only)" if 'reports_per_s' in r else r.get('status', '?')), flush=True)
-        return r
-    single = add('one by one (greedy)', 'greedy', 1, a.n_single)
-    batched = add(f'batched {a.batch} (greedy)', 'greedy', a.batch, a.n_batched)
+    return dict(shape=shape, dtype=dtype, model=model, build_s=build_s, processor=processor, studies=studies, queries=queries,
+                presets=dict(greedy=greedy, paper=paper), prompt_lens=prompt_lens)
+
+def measure_mode(a, ctx:dict, name:str, preset:str, batch:int, k:int) -> dict:
+    "One mode on the first `k` studies (OOM recorded, not raised); prints its line."
+    import torch
+    r = dict(mode=name, preset=preset)
+    try: r.update(run_mode(ctx['model'], ctx['processor'], ctx['studies'][:k], ctx['queries'][:k], batch, ctx['presets'][preset], a.device, ctx['dtype']))
+    except torch.OutOfMemoryError as e: r.update(status='OOM', error=str(e).split('\n')[0][:200])
+    finally:
+        gc.collect()
+        if a.device.startswith('cuda'): torch.cuda.empty_cache()
+    print(f"  {name:<28} " + (f"{r['reports_per_s']:.3f} reports/s ({r['generate_reports_per_s']:.3f} generate only)" if 'reports_per_s' in r else r.get('status', '?')), flush=True)
+    return r
+
+def measure(a, ctx:dict) -> dict:
+    "All modes, keyed single / batched (greedy) and bsingle / bbatched (paper preset, unless --no_paper)."
+    runs = dict(single=('one by one (greedy)', 'greedy', 1, a.n_single),
+                batched=(f'batched {a.batch} (greedy)', 'greedy', a.batch, a.n_batched))
     if not a.no_paper:
-        bsingle = add('one by one (paper preset)', 'paper', 1, a.n_beam_single)
-        bbatched = add(f'batched {a.beam_batch} (paper preset)', 'paper', a.beam_batch, a.n_beam_batched)
-    ratios = {}
+        runs.update(bsingle=('one by one (paper preset)', 'paper', 1, a.n_beam_single),
+                    bbatched=(f'batched {a.beam_batch} (paper preset)', 'paper', a.beam_batch, a.n_beam_batched))
+    return {key: measure_mode(a, ctx, *spec) for key, spec in runs.items()}
+
+def compare(a, m:dict) -> tuple[dict, dict|None]:
+    "Batched / one-by-one speed ratios and the token-identity check of the greedy outputs."
+    ratios, check = {}, None
+    single, batched = m['single'], m['batched']
     if 'reports_per_s' in single and 'reports_per_s' in batched:
         ratios['greedy'] = batched['reports_per_s'] / single['reports_per_s']
         ratios['greedy_generate_only'] = batched['generate_reports_per_s'] / single['generate_reports_per_s']
-        m = min(a.n_single, a.n_batched)
-        same = sum(x == y for x, y in zip(single['outputs'][:m], batched['outputs'][:m]))
+        k = min(a.n_single, a.n_batched)
+        same = sum(x == y for x, y in zip(single['outputs'][:k], batched['outputs'][:k]))
         prefix = statistics.mean(next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), len(x)) / max(1, len(x))
-                                 for x, y in zip(single['outputs'][:m], batched['outputs'][:m]))
-        check = dict(compared=m, identical=same, mean_common_prefix=prefix)
-    else: check = None
-    if not a.no_paper and 'reports_per_s' in bsingle and 'reports_per_s' in bbatched:
-        ratios['paper'] = bbatched['reports_per_s'] / bsingle['reports_per_s']
-        ratios['paper_generate_only'] = bbatched['generate_reports_per_s'] / bsingle['generate_reports_per_s']
-    for r in modes: r.pop('outputs', None)
-    res = dict(benchmark='gpu_generate', tiny=a.tiny, time=G.now_utc(), device=a.device, machine=G.machine(a.device),
-               versions=G.versions(), command=G.command_line(), note=a.note, shape=shape, dtype=a.dtype, attn=a.attn,
-               build_s=build_s, new_tokens=a.new_tokens, image_side=a.image_side, prompt_tokens=dict(min=min(prompt_lens), max=max(prompt_lens)),
-               modes=modes, ratios=ratios, batched_vs_single_check=check, goal_10x_met=ratios.get('greedy', 0) >= 10,
-               wall_s=time.perf_counter() - t_start)
+                                 for x, y in zip(single['outputs'][:k], batched['outputs'][:k]))
+        check = dict(compared=k, identical=same, mean_common_prefix=prefix)
+    if not a.no_paper and 'reports_per_s' in m['bsingle'] and 'reports_per_s' in m['bbatched']:
+        ratios['paper'] = m['bbatched']['reports_per_s'] / m['bsingle']['reports_per_s']
+        ratios['paper_generate_only'] = m['bbatched']['generate_reports_per_s'] / m['bsingle']['generate_reports_per_s']
+    return ratios, check
+
+def markdown(res:dict, a) -> str:
+    "The RESULTS.md section of a result."
+    shape, ratios, check = res['shape'], res['ratios'], res['batched_vs_single_check']
     label = ('CPU tiny smoke run: tiny shapes, NOT a performance figure' if a.tiny and a.device == 'cpu' else
              'tiny shapes, not a performance figure' if a.tiny else f"Libra-7B shapes, {a.dtype}, {a.attn}")
     md = [f"### {res['time']} — gpu_generate ({label})", '',
           f"Machine: {res['machine']}; torch {res['versions']['torch']}, transformers {res['versions']['transformers']}.  ",
           f"Command: `{res['command']}`  ",
-          f"Model built on the device in {build_s:.1f} s (random weights). Each report is forced to {a.new_tokens} new tokens; prompts "
+          f"Model built on the device in {res['build_s']:.1f} s (random weights). Each report is forced to {a.new_tokens} new tokens; prompts "
           f"{res['prompt_tokens']['min']}-{res['prompt_tokens']['max']} tokens before the {G.n_image_tokens(shape)} image tokens "
           f"(tiny BPE tokenizer); input PIL images {a.image_side} px (decoding not timed; preprocessing is, in the processor column)."
           + (f"  \nNote: {a.note}" if a.note else ''), '',
-          G.md_table(modes, [('mode', 'mode', ''), ('studies', 'studies', 'd'), ('batch', 'batch', 'd'), ('processor s', 'processor_s', '.2f'),
-                             ('generate s', 'generate_s', '.2f'), ('reports/s', 'reports_per_s', '.3f'),
-                             ('reports/s (generate only)', 'generate_reports_per_s', '.3f'), ('new tokens/s', 'new_tokens_per_s', ',.0f'),
-                             ('peak GiB', 'peak_gib', '.1f')]), '',
+          G.md_table(res['modes'], [('mode', 'mode', ''), ('studies', 'studies', 'd'), ('batch', 'batch', 'd'), ('processor s', 'processor_s', '.2f'),
+                                    ('generate s', 'generate_s', '.2f'), ('reports/s', 'reports_per_s', '.3f'),
+                                    ('reports/s (generate only)', 'generate_reports_per_s', '.3f'), ('new tokens/s', 'new_tokens_per_s', ',.0f'),
+                                    ('peak GiB', 'peak_gib', '.1f')]), '',
           'Batched / one-by-one: ' + ', '.join(f"{k.replace('_', ' ')} {v:.1f}x" for k, v in ratios.items()) +
           f" — goal >= 10x (greedy) {'met' if res['goal_10x_met'] else 'NOT met'}."]
     if check: md.append(f"Batched vs one-by-one greedy outputs of the same {check['compared']} studies: {check['identical']} token-identical, "
                         f"mean common prefix {check['mean_common_prefix']:.0%} (random weights: near-ties in bf16 can flip the argmax).")
-    G.finish(res, a.json or G.HERE/'results'/f"gpu_generate{'-tiny' if a.tiny else ''}-{a.device.split(':')[0]}.json", a.results_md, '\n'.join(md))
+    return '\n'.join(md)
+
+def main(argv=None):
+    a = parse(argv)
+    import torch
+    torch.set_num_threads(a.threads or (1 if a.device == 'cpu' else torch.get_num_threads()))
+    t_start = time.perf_counter()
+    ctx = setup(a)
+    m = measure(a, ctx)
+    ratios, check = compare(a, m)
+    modes = list(m.values())
+    for r in modes: r.pop('outputs', None)
+    res = dict(benchmark='gpu_generate', tiny=a.tiny, time=G.now_utc(), device=a.device, machine=G.machine(a.device),
+               versions=G.versions(), command=G.command_line(), note=a.note, shape=ctx['shape'], dtype=a.dtype, attn=a.attn,
+               build_s=ctx['build_s'], new_tokens=a.new_tokens, image_side=a.image_side,
+               prompt_tokens=dict(min=min(ctx['prompt_lens']), max=max(ctx['prompt_lens'])),
+               modes=modes, ratios=ratios, batched_vs_single_check=check, goal_10x_met=ratios.get('greedy', 0) >= 10,
+               wall_s=time.perf_counter() - t_start)
+    G.finish(res, a.json or G.HERE/'results'/f"gpu_generate{'-tiny' if a.tiny else ''}-{a.device.split(':')[0]}.json", a.results_md, markdown(res, a))
     return res
 
 if __name__ == '__main__': main()

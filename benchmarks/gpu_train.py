@@ -320,6 +320,82 @@ def parse(argv=None):
     if a.tiny: a.global_batch = min(a.global_batch, 8); a.micro_batches = [m for m in a.micro_batches if m <= a.global_batch] or [1]
     return a
 
+def jpeg_pipeline_run(model, best:dict, steps, pixels, a, shape:dict) -> dict:
+    "`best` again, fed by real JPEG decoding through a DataLoader with `a.data_workers` worker processes."
+    sys.path.insert(0, str(G.HERE))
+    from input_pipeline import make_jpegs, PairDataset
+    from torch.utils.data import DataLoader
+    tmp = tempfile.TemporaryDirectory()
+    paths = make_jpegs(tmp.name, 8, size=(1272, 1528) if a.tiny else (2544, 3056))
+    ds = PairDataset(paths, shape['image_size'], n_samples=10**6)
+    dl = DataLoader(ds, batch_size=best['mb'], num_workers=a.data_workers, pin_memory=a.device.startswith('cuda'),
+                    persistent_workers=a.data_workers > 0, prefetch_factor=4 if a.data_workers else None)
+    v = {k: best[k] for k in ('stage', 'attn', 'gc', 'mb', 'order', 'loss', 'compile', 'library')}
+    v['name'] = f"best + JPEG pipeline ({a.data_workers} workers)"
+    r = run_config(model, v, steps, pixels, a, shape, loader=dl); del dl; tmp.cleanup()
+    return r
+
+def measure_stage(model, stage:int, a, attns:list[str], steps, pixels, shape:dict, t_start:float) -> list[dict]:
+    "One stage's configurations: one factor at a time, the prototypes, `best`, and `best` fed by the JPEG pipeline."
+    only = {s.strip() for s in a.variants.split(',') if s.strip()}
+    ref, vs = stage_variants(stage, a, attns)
+    results = []
+    def measure(v):
+        if only and v['name'] not in only and v['name'] not in ('reference', 'best'): return None
+        if time.perf_counter() - t_start > a.time_budget: r = dict(v, status='skipped (time budget)')
+        else: r = run_config(model, v, steps, pixels, a, shape)
+        results.append(r); return r
+    for v in vs: measure(v)
+    base = fastest(results)
+    best = None
+    if base is not None:
+        protos = [] if a.no_prototypes else [r for v in prototype_variants(base, a) if (r := measure(v)) is not None]
+        best, helped = combine(base, protos)
+        if helped: best = measure(best) or best
+        else: results.append(best := dict(base, name='best', from_=base['name']))
+    if a.data_workers >= 0 and best is not None and best.get('status') == 'ok':
+        results.append(jpeg_pipeline_run(model, best, steps, pixels, a, shape))
+    r_ref = next((r for r in results if r['name'] == 'reference' and r['status'] == 'ok'), None)
+    for r in results:
+        if r_ref and r['status'] == 'ok': r['vs_reference'] = r['samples_per_s'] / r_ref['samples_per_s']
+    return results
+
+def measure_all(a, shape:dict, res:dict, t_start:float):
+    "Build the model and measure every stage of `a.stages` into `res` (flash_attn, flop_check, build_s, params, variants)."
+    import torch
+    have_fa2 = G.flash_attn_available()
+    attns = [x for x in a.attn.split(',') if x and (x != 'flash_attention_2' or have_fa2)]
+    a.reference_attn = a.reference_attn or ('flash_attention_2' if have_fa2 else 'sdpa')
+    res.update(flash_attn=have_fa2, reference_attn=a.reference_attn, flop_check=G.flop_crosscheck(shape))
+    print(f"FLOP formula check (analytic / FlopCounterMode): LM {res['flop_check']['lm_ratio']:.4f}, vision {res['flop_check']['vision_ratio']:.4f}", flush=True)
+    dtype = getattr(torch, a.dtype)
+    model, build_s = G.build_model(shape, a.device, dtype, attn=a.reference_attn, seed=a.seed)
+    res['build_s'] = build_s
+    res['params'] = dict(total=sum(p.numel() for p in model.parameters()),
+                         language_model=sum(p.numel() for p in model.language_model.parameters()),
+                         mm_projector=sum(p.numel() for p in model.mm_projector.parameters()),
+                         vision_tower=sum(p.numel() for p in model.vision_tower.parameters()))
+    print(f"built {res['params']['total'] / 1e6:,.1f} M parameters on {a.device} in {build_s:.1f} s", flush=True)
+    n_steps = a.warmup + a.steps
+    steps = [make_samples(shape, a.global_batch, a.seed * 1000 + k) for k in range(n_steps)]
+    S = shape['image_size']
+    gen = torch.Generator(device=a.device).manual_seed(a.seed)
+    pixels = [torch.randn(a.global_batch, 2, 3, S, S, device=a.device, generator=gen).to(dtype) for _ in range(n_steps)]
+    for stage in a.stages:
+        prepare_stage(model, stage, a.lora_r, master_fp32=dtype != torch.float32)
+        res['variants'] += measure_stage(model, stage, a, attns, steps, pixels, shape, t_start)
+    del model; gc.collect()
+
+def projection_inputs(runs:list[dict]) -> dict:
+    "Stage -> its reference, best and fastest library-only results, from the runs that measured both (a later run wins)."
+    by_stage = {}
+    for d in runs:
+        for st in {r['stage'] for r in d.get('variants', [])}:
+            vs = [r for r in d['variants'] if r['stage'] == st and r.get('status') == 'ok']
+            got = {r['name']: r for r in vs if r['name'] in ('reference', 'best')}
+            if 'reference' in got and 'best' in got: by_stage[st] = dict(got, library=fastest(vs))
+    return by_stage
+
 def main(argv=None):
     a = parse(argv)
     import torch
@@ -332,68 +408,9 @@ def main(argv=None):
                global_batch=a.global_batch, peak_tflops=a.peak_tflops, lora_r=a.lora_r, variants=[],
                flop_formula=G.__doc__ and open(G.__file__).read().split('# Model FLOPs')[1].split('LORA_TARGETS')[0].strip())
     prev = [json.loads(Path(p).read_text()) for p in a.from_json]
-    if not a.projection_only:
-        have_fa2 = G.flash_attn_available()
-        attns = [x for x in a.attn.split(',') if x and (x != 'flash_attention_2' or have_fa2)]
-        a.reference_attn = a.reference_attn or ('flash_attention_2' if have_fa2 else 'sdpa')
-        res.update(flash_attn=have_fa2, reference_attn=a.reference_attn, flop_check=G.flop_crosscheck(shape))
-        print(f"FLOP formula check (analytic / FlopCounterMode): LM {res['flop_check']['lm_ratio']:.4f}, vision {res['flop_check']['vision_ratio']:.4f}", flush=True)
-        dtype = getattr(torch, a.dtype)
-        model, build_s = G.build_model(shape, a.device, dtype, attn=a.reference_attn, seed=a.seed)
-        res['build_s'] = build_s
-        res['params'] = dict(total=sum(p.numel() for p in model.parameters()),
-                             language_model=sum(p.numel() for p in model.language_model.parameters()),
-                             mm_projector=sum(p.numel() for p in model.mm_projector.parameters()),
-                             vision_tower=sum(p.numel() for p in model.vision_tower.parameters()))
-        print(f"built {res['params']['total'] / 1e6:,.1f} M parameters on {a.device} in {build_s:.1f} s", flush=True)
-        n_steps = a.warmup + a.steps
-        steps = [make_samples(shape, a.global_batch, a.seed * 1000 + k) for k in range(n_steps)]
-        S = shape['image_size']
-        gen = torch.Generator(device=a.device).manual_seed(a.seed)
-        pixels = [torch.randn(a.global_batch, 2, 3, S, S, device=a.device, generator=gen).to(dtype) for _ in range(n_steps)]
-        only = {s.strip() for s in a.variants.split(',') if s.strip()}
-        for stage in a.stages:
-            prepare_stage(model, stage, a.lora_r, master_fp32=dtype != torch.float32)
-            ref, vs = stage_variants(stage, a, attns)
-            results = []
-            def measure(v):
-                if only and v['name'] not in only and v['name'] not in ('reference', 'best'): return None
-                if time.perf_counter() - t_start > a.time_budget: r = dict(v, status='skipped (time budget)')
-                else: r = run_config(model, v, steps, pixels, a, shape)
-                results.append(r); return r
-            for v in vs: measure(v)
-            base = fastest(results)
-            best = None
-            if base is not None:
-                protos = [] if a.no_prototypes else [r for v in prototype_variants(base, a) if (r := measure(v)) is not None]
-                best, helped = combine(base, protos)
-                if helped: best = measure(best) or best
-                else: results.append(best := dict(base, name='best', from_=base['name']))
-            if a.data_workers >= 0 and best is not None and best.get('status') == 'ok':
-                sys.path.insert(0, str(G.HERE))
-                from input_pipeline import make_jpegs, PairDataset
-                from torch.utils.data import DataLoader
-                tmp = tempfile.TemporaryDirectory()
-                paths = make_jpegs(tmp.name, 8, size=(1272, 1528) if a.tiny else (2544, 3056))
-                ds = PairDataset(paths, S, n_samples=10**6)
-                dl = DataLoader(ds, batch_size=best['mb'], num_workers=a.data_workers, pin_memory=a.device.startswith('cuda'),
-                                persistent_workers=a.data_workers > 0, prefetch_factor=4 if a.data_workers else None)
-                v = {k: best[k] for k in ('stage', 'attn', 'gc', 'mb', 'order', 'loss', 'compile', 'library')}
-                v['name'] = f"best + JPEG pipeline ({a.data_workers} workers)"
-                results.append(run_config(model, v, steps, pixels, a, shape, loader=dl)); del dl; tmp.cleanup()
-            r_ref = next((r for r in results if r['name'] == 'reference' and r['status'] == 'ok'), None)
-            for r in results:
-                if r_ref and r['status'] == 'ok': r['vs_reference'] = r['samples_per_s'] / r_ref['samples_per_s']
-            res['variants'] += results
-        del model; gc.collect()
-    by_stage = {}
-    for d in prev + [res]:
-        for st in {r['stage'] for r in d.get('variants', [])}:
-            vs = [r for r in d['variants'] if r['stage'] == st and r.get('status') == 'ok']
-            got = {r['name']: r for r in vs if r['name'] in ('reference', 'best')}
-            if 'reference' in got and 'best' in got: by_stage[st] = dict(got, library=fastest(vs))
+    if not a.projection_only: measure_all(a, shape, res, t_start)
     rec = None if a.no_record_size else mean_record_bytes()
-    res['projection'] = projection(by_stage, rec)
+    res['projection'] = projection(projection_inputs(prev + [res]), rec)
     res['wall_s'] = time.perf_counter() - t_start
     G.finish(res, a.json or G.HERE/'results'/f"gpu_train{'-tiny' if a.tiny else ''}-{a.device.split(':')[0]}.json", a.results_md, markdown(res, a))
     return res

@@ -138,7 +138,8 @@ def train_rate_from_json(path) -> tuple[float, str]:
     best = max(ok, key=lambda v: v['samples_per_s'])
     return best['samples_per_s'], f"{best['name']} (stage {best['stage']}) of {path} on {d.get('machine', '?')}"
 
-def main(argv=None):
+def parse(argv=None):
+    "Command-line options, with the `--tiny` caps filled in."
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--tiny', action='store_true', help='few, smaller files and one worker count (CPU smoke run)')
     ap.add_argument('--size', type=int, default=518, help='processed side in pixels (RAD-DINO: 518)')
@@ -156,11 +157,12 @@ def main(argv=None):
     ap.add_argument('--results_md', default=str(G.RESULTS_MD), help="RESULTS.md to append to ('' to skip)")
     ap.add_argument('--note', default='', help='a note for the results section')
     a = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(a.threads)
     if a.tiny: a.n_files, a.n_samples, a.reps = min(a.n_files, 6), min(a.n_samples, 12), 1; a.workers = '0,2'; a.default_workers = 2
+    return a
+
+def measure(a) -> dict:
+    "The files (synthesised in a temporary folder or from --image_dir), the in-process stages, fidelity and the DataLoader rates."
     workers = [int(w) for w in a.workers.split(',') if w != '']
-    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if a.image_dir: paths = sorted(Path(a.image_dir).rglob('*.jpg'))[:a.n_files]
         else: paths = make_jpegs(tmp, a.n_files, size=(1272, 1528) if a.tiny else (2544, 3056))
@@ -172,37 +174,55 @@ def main(argv=None):
         loaders = []
         for mode in MODES:
             for w in workers: loaders.append(loader_rate(paths, a.size, a.n_samples, w, a.batch, mode))
+    return dict(files=len(paths), file_px=f"{sizes[0][0]}x{sizes[0][1]}", file_mb=mb, stages=stages, fidelity=fid, loaders=loaders)
+
+def compare_training(a, loaders:list[dict]) -> dict:
+    "The training rate compared with (command line or --train_json), each loader's multiple of it, and the goal per decoding mode."
     train, train_src = a.train_samples_per_s, 'command line' if a.train_samples_per_s else None
     if train is None and a.train_json: train, train_src = train_rate_from_json(a.train_json)
     for r in loaders:
         r['x_training'] = r['samples_per_s'] / train if train else None
     dflt = {r['decode']: r for r in loaders if r['workers'] == a.default_workers}
-    res = dict(benchmark='input_pipeline', tiny=a.tiny, time=G.now_utc(), machine=G.machine('cpu'), versions=G.versions(),
-               command=G.command_line(), note=a.note, size=a.size, files=len(paths), file_px=f"{sizes[0][0]}x{sizes[0][1]}",
-               file_mb=mb, cpu_count=os.cpu_count(), stages=stages, fidelity=fid, loaders=loaders,
-               train_samples_per_s=train, train_source=train_src, default_workers=a.default_workers,
-               goal_met={k: (v['samples_per_s'] >= 1.5 * train if train else None) for k, v in dflt.items()},
-               wall_s=time.perf_counter() - t_start)
+    return dict(train_samples_per_s=train, train_source=train_src, default_workers=a.default_workers,
+                goal_met={k: (v['samples_per_s'] >= 1.5 * train if train else None) for k, v in dflt.items()})
+
+def markdown(res:dict, a) -> str:
+    "The RESULTS.md section of a result."
+    train, train_src = res['train_samples_per_s'], res['train_source']
     label = 'CPU tiny smoke run (small files), not a performance figure' if a.tiny else 'input pipeline on this machine\'s CPU'
     md = [f"### {res['time']} — input_pipeline ({label})", '',
           f"Machine: {res['machine']}; torch {res['versions']['torch']}, Pillow {res['versions'].get('PIL')}, transformers {res['versions']['transformers']}.  ",
           f"Command: `{res['command']}`  ",
-          f"Data: {len(paths)} greyscale JPEGs of about {res['file_px']} px ({mb:.2f} MB each, quality 95, re-encoded from the example pair), "
+          f"Data: {res['files']} greyscale JPEGs of about {res['file_px']} px ({res['file_mb']:.2f} MB each, quality 95, re-encoded from the example pair), "
           f"2 per sample, padded (black) and preprocessed to {a.size} px by `process_images(..., pad='train')` with `rad_dino_processor`."
           + (f"  \nNote: {a.note}" if a.note else ''), '',
           'In-process stages, per image (median of the repetitions, one thread):', '',
-          G.md_table(stages, [('decode', 'decode', ''), ('decoded px', 'decoded_px', ''), ('decode ms', 'decode_ms', '.1f'),
-                              ('pad + processor ms', 'preprocess_ms', '.1f'), ('images/s', 'images_per_s', '.1f'),
-                              ('samples/s', 'samples_per_s', '.2f')]), '',
+          G.md_table(res['stages'], [('decode', 'decode', ''), ('decoded px', 'decoded_px', ''), ('decode ms', 'decode_ms', '.1f'),
+                                     ('pad + processor ms', 'preprocess_ms', '.1f'), ('images/s', 'images_per_s', '.1f'),
+                                     ('samples/s', 'samples_per_s', '.2f')]), '',
           'Difference from full-size decoding after preprocessing (normalised units; the pixel range is about 4):', '',
-          G.md_table(fid, [('mode', 'mode', ''), ('mean abs diff', 'mean_abs', '.4f'), ('99th pct', 'p99_abs', '.4f'), ('max', 'max_abs', '.3f')]), '',
+          G.md_table(res['fidelity'], [('mode', 'mode', ''), ('mean abs diff', 'mean_abs', '.4f'), ('99th pct', 'p99_abs', '.4f'), ('max', 'max_abs', '.3f')]), '',
           f"DataLoader (batch {a.batch}, {a.n_samples} samples, start-up excluded):" +
           (f" training throughput compared with: {train:.2f} samples/s ({train_src})." if train else ' no training throughput given.'), '',
-          G.md_table(loaders, [('workers', 'workers', 'd'), ('decode', 'decode', ''), ('samples/s', 'samples_per_s', '.2f'),
-                               ('x training', 'x_training', '.2f')])]
+          G.md_table(res['loaders'], [('workers', 'workers', 'd'), ('decode', 'decode', ''), ('samples/s', 'samples_per_s', '.2f'),
+                                      ('x training', 'x_training', '.2f')])]
     if train: md += ['', f"Goal (>= 1.5x training with {a.default_workers} workers): " +
                      ', '.join(f"{k}: {'met' if v else 'NOT met'}" for k, v in res['goal_met'].items()) + '.']
-    G.finish(res, a.json or G.HERE/'results'/f"input_pipeline{'-tiny' if a.tiny else ''}.json", a.results_md, '\n'.join(md))
+    return '\n'.join(md)
+
+def main(argv=None):
+    a = parse(argv)
+    import torch
+    torch.set_num_threads(a.threads)
+    t_start = time.perf_counter()
+    m = measure(a)
+    cmp = compare_training(a, m['loaders'])
+    res = dict(benchmark='input_pipeline', tiny=a.tiny, time=G.now_utc(), machine=G.machine('cpu'), versions=G.versions(),
+               command=G.command_line(), note=a.note, size=a.size, files=m['files'], file_px=m['file_px'],
+               file_mb=m['file_mb'], cpu_count=os.cpu_count(), stages=m['stages'], fidelity=m['fidelity'], loaders=m['loaders'],
+               train_samples_per_s=cmp['train_samples_per_s'], train_source=cmp['train_source'], default_workers=a.default_workers,
+               goal_met=cmp['goal_met'], wall_s=time.perf_counter() - t_start)
+    G.finish(res, a.json or G.HERE/'results'/f"input_pipeline{'-tiny' if a.tiny else ''}.json", a.results_md, markdown(res, a))
     return res
 
 if __name__ == '__main__': main()

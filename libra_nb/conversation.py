@@ -33,7 +33,8 @@ class Conversation:
     version: str = ''            # the reference's template version tag ('v1' selects its v1 label masking)
     messages: list = field(default_factory=list) # [role, text or None] pairs
 
-    def append_message(self, role:str, text:str|None):
+    def append_message(self, role:str, # one of `roles`
+                       text:str|None): # the turn's text; None leaves it open
         "Add a turn; `text=None` leaves the turn open for the model to complete."
         self.messages.append([role, text])
 
@@ -111,7 +112,7 @@ def move_image_first(text:str # a turn that contains `<image>` somewhere
 
 def single_turn(query:str=DEFAULT_PROMPT,  # the request; `<image>\n` is put in front if it has no tag
                 answer:str|None=None,      # the report (training) or None (inference: the prompt ends with `ASSISTANT:`)
-                template:str|Conversation='libra_v1'
+                template:str|Conversation='libra_v1' # a registered template name or a `Conversation`
                ) -> Conversation:
     "A conversation of one user turn (image first) and one assistant turn."
     conv = get_template(template)
@@ -119,13 +120,16 @@ def single_turn(query:str=DEFAULT_PROMPT,  # the request; `<image>\n` is put in 
     conv.append_message(conv.roles[1], answer)
     return conv
 
-def libra_prompt(query:str=DEFAULT_PROMPT, answer:str|None=None, template:str|Conversation='libra_v1') -> str:
+def libra_prompt(query:str=DEFAULT_PROMPT, # the request (see `single_turn`)
+                 answer:str|None=None, # the report (training) or None (inference)
+                 template:str|Conversation='libra_v1' # a registered template name or a `Conversation`
+                ) -> str:
     "The prompt text for one query (and its answer, for training)."
     return single_turn(query, answer, template).get_prompt()
 
 # %% ../nbs/08_conversation.ipynb #c028
 def conversation_from_turns(turns:list[dict], # Libra JSON `conversations`: [{"from": "human"|"gpt", "value": str}, ...]
-                            template:str|Conversation='libra_v1'
+                            template:str|Conversation='libra_v1' # a registered template name or a `Conversation`
                            ) -> Conversation:
     "Fill a template with the turns of a training record (image tags moved first)."
     conv = get_template(template)
@@ -179,8 +183,8 @@ def tokenize_with_image(prompt:str, # text with `<image>` tags
 
 # %% ../nbs/08_conversation.ipynb #c039
 def encode_conversation(conv:Conversation, # a filled template (user and assistant turns)
-                        tokenizer,
-                        image_token_index:int=IMAGE_TOKEN_INDEX,
+                        tokenizer, # a Hugging Face tokenizer
+                        image_token_index:int=IMAGE_TOKEN_INDEX, # id put where the `<image>` tag was
                        ) -> dict:
     "`input_ids` and `labels` (answers and their closing separator only) of `conv`; `mismatch` if it had to be fully masked."
     prompt, spans = conv.render()
@@ -194,7 +198,9 @@ def encode_conversation(conv:Conversation, # a filled template (user and assista
     return dict(input_ids=ids, labels=labels, mismatch=mismatch)
 
 # %% ../nbs/08_conversation.ipynb #c040
-def encode_conversations(convs:list[Conversation], tokenizer, image_token_index:int=IMAGE_TOKEN_INDEX,
+def encode_conversations(convs:list[Conversation], # filled templates, one per sample
+                         tokenizer, # a Hugging Face tokenizer
+                         image_token_index:int=IMAGE_TOKEN_INDEX, # id put where the `<image>` tag was
                          names:list|None=None # sample ids used in the warning (default: positions)
                         ) -> dict:
     "`encode_conversation` over a batch; warns once with the count of fully masked (mismatched) samples."

@@ -9,7 +9,7 @@ import importlib.resources, os
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'IMAGE_TOKEN_INDEX', 'DEFAULT_IMAGE_TOKEN', 'DEFAULT_PROMPT', 'data_path', 'example_pair',
-           'hub_offline']
+           'hub_offline', 'hyphen_to_underscore']
 
 # %% ../nbs/00_core.ipynb #c004
 IGNORE_INDEX = -100  # label value skipped by the cross-entropy loss (PyTorch's default ignore_index)
@@ -37,3 +37,13 @@ def example_pair() -> tuple[Path, Path]:
 def hub_offline() -> bool:
     "True when `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` is set to a true value."
     return any(os.environ.get(k, '').lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE'))
+
+# %% ../nbs/00_core.ipynb #xe3f752
+def hyphen_to_underscore(argv:list[str] # command-line arguments, e.g. `sys.argv[1:]`
+                        ) -> list[str]:
+    "`argv` with the hyphens of each `--option` name (the part before any `=`) turned into underscores."
+    def fix(a:str) -> str:
+        if not a.startswith('--') or a == '--': return a
+        name, eq, value = a[2:].partition('=')
+        return '--' + name.replace('-', '_') + eq + value
+    return [fix(a) for a in argv]

@@ -62,6 +62,19 @@ def libra_prompt(context:dict|None=None, # section name -> text, e.g. a row of `
 # %% ../nbs/04_dataset.ipynb #c014
 def _study_key(study_id) -> str: return f"s{_digits(study_id, 's')}"
 
+def _select_pairs(pairs:pd.DataFrame, split:str|None, views) -> pd.DataFrame:
+    "The rows of `pairs` in the official `split` whose current image has a `ViewPosition` in `views` (None keeps all)."
+    if split is not None:
+        if 'split' not in pairs: raise ValueError("pairs has no `split` column: pair with `load_mimic_metadata(..., split_path=...)` "
+                                                  "(or `libra_nb_pair --split ...`) to select a split.")
+        if not (pairs.split == split).any(): raise ValueError(f"no image has split {split!r}; pairs has {sorted(pairs.split.dropna().unique())}.")
+        pairs = pairs[pairs.split == split]
+    if views is not None:
+        if 'ViewPosition' not in pairs: raise ValueError("pairs has no `ViewPosition` column to select views from.")
+        pairs = pairs[pairs.ViewPosition.isin(list(views))]
+    return pairs
+
+# %% ../nbs/04_dataset.ipynb #x066cf9
 def build_libra_records(pairs:pd.DataFrame, # output of `pair_studies` / `load_pairs`
                         sections:pd.DataFrame, # output of `section_reports` (a `study` column such as 's50414267' + sections)
                         split:str|None=None, # keep only this official split ('train', 'validate', 'test'); needs a `split` column
@@ -73,14 +86,7 @@ def build_libra_records(pairs:pd.DataFrame, # output of `pair_studies` / `load_p
                        ) -> list[dict]:
     "Libra training samples (`id`, `image` [current, prior], `conversations`) for the images of `pairs` whose report has `section`."
     if section not in sections.columns: raise ValueError(f"sections has no {section!r} column; it has {list(sections.columns)}.")
-    if split is not None:
-        if 'split' not in pairs: raise ValueError("pairs has no `split` column: pair with `load_mimic_metadata(..., split_path=...)` "
-                                                  "(or `libra_nb_pair --split ...`) to select a split.")
-        if not (pairs.split == split).any(): raise ValueError(f"no image has split {split!r}; pairs has {sorted(pairs.split.dropna().unique())}.")
-        pairs = pairs[pairs.split == split]
-    if views is not None:
-        if 'ViewPosition' not in pairs: raise ValueError("pairs has no `ViewPosition` column to select views from.")
-        pairs = pairs[pairs.ViewPosition.isin(list(views))]
+    pairs = _select_pairs(pairs, split, views)
     reports = sections.drop_duplicates('study', keep='last').set_index('study')
     study = pairs.study_id.map(_study_key)
     has_report = study.isin(reports.index)
@@ -151,6 +157,7 @@ def _record_problems(rec, image_folder) -> list[tuple[str, str]]:
             if not any(t['from'] == 'gpt' and t['value'].strip() for t in conv): out.append(('empty answer', ''))
     return out
 
+# %% ../nbs/04_dataset.ipynb #xd69813
 def validate_dataset(path_or_records, # a Libra dataset file (.json) or its list of records
                      image_folder=None, # folder the image paths are relative to; when given, every image file must exist
                      progress:bool=False, # show a progress bar
@@ -193,7 +200,8 @@ class LibraDataset:
 
 # %% ../nbs/04_dataset.ipynb #c035
 @patch
-def __getitem__(self:LibraDataset, i:int) -> dict:
+def __getitem__(self:LibraDataset, i:int # position of the record in the file
+               ) -> dict:
     "The record `i` with its current and prior image loaded (the current one twice when there is no prior)."
     rec = self.records[i]
     paths = _images(rec) if isinstance(rec, dict) else None
@@ -216,6 +224,7 @@ def _load_sections(reports:str, progress:bool=True) -> pd.DataFrame:
         return sec
     return section_reports(reports, progress=progress)
 
+# %% ../nbs/04_dataset.ipynb #x00406a
 @call_parse
 def libra_nb_build(pairs:str, # pairs CSV written by `libra_nb_pair`
                    reports:str, # MIMIC-CXR reports: folder with files/.../sSTUDY.txt, mimic-cxr-reports.zip, or a sectioned CSV

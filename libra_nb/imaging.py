@@ -11,11 +11,12 @@ import pydicom
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from PIL import Image, UnidentifiedImageError
 from fastcore.basics import store_attr
-from .core import data_path, hub_offline
+from .core import data_path
+from .checkpoints import hub_download_advice
 
 # %% auto #0
 __all__ = ['TRAIN_PAD_FILL', 'RAD_DINO', 'ImageLoadError', 'minmax_to_uint8', 'pil_to_rgb', 'dicom_to_rgb', 'load_image',
-           'expand_to_square', 'inference_pad_fill', 'rad_dino_processor', 'process_images']
+           'expand_to_square', 'inference_pad_fill', 'rad_dino_processor', 'process_images', 'image_pair']
 
 # %% ../nbs/01_imaging.ipynb #c006
 class ImageLoadError(ValueError):
@@ -145,10 +146,8 @@ def rad_dino_processor(name_or_path:str|os.PathLike|None=None, # hub id or local
     src = data_path('rad_dino_preprocessor_config.json') if name_or_path is None else name_or_path
     try: return AutoImageProcessor.from_pretrained(str(src), **kwargs)
     except OSError as e:
-        offline = " with HF_HUB_OFFLINE set" if hub_offline() else ""
-        raise OSError(f"Could not load an image processor from {str(src)!r}{offline}: {e}\nDownload it once (online) with "
-                      f"`hf download {RAD_DINO} preprocessor_config.json --local-dir rad-dino` and pass that folder, "
-                      "or call rad_dino_processor() with no argument to use the packaged RAD-DINO config.") from e
+        raise OSError(f"Could not load an image processor from {str(src)!r}. {hub_download_advice(str(src), ['preprocessor_config.json'])} "
+                      f"Or call rad_dino_processor() with no argument to use the packaged RAD-DINO config.\n({e})") from e
 
 # %% ../nbs/01_imaging.ipynb #c048
 def process_images(images, # a list of paths, bytes or PIL images (or one of them)
@@ -164,3 +163,15 @@ def process_images(images, # a list of paths, bytes or PIL images (or one of the
         fill = TRAIN_PAD_FILL if pad == 'train' else inference_pad_fill(processor)
         imgs = [expand_to_square(o, fill) for o in imgs]
     return processor(images=imgs, return_tensors='pt')['pixel_values']
+
+# %% ../nbs/01_imaging.ipynb #x87a3e4
+_SINGLE_IMAGE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)  # what `load_image` takes
+
+def image_pair(images, # one image (a path, the bytes of a file or a PIL image), or a list/tuple of one or two
+               where:str='images' # how the input is named in the error, e.g. "Sample 3" or "image_file"
+              ) -> list:
+    "One sample's images as `[current, prior]`: a single image (or a list of one) is its own prior."
+    if isinstance(images, _SINGLE_IMAGE): return [images, images]
+    if isinstance(images, (list, tuple)) and 1 <= len(images) <= 2: return [images[0], images[-1]]
+    what = f"holds {len(images)} images" if isinstance(images, (list, tuple)) else f"is a {type(images).__name__}"
+    raise ValueError(f"{where} {what}; give one image (a path, the bytes of a file or a PIL image) or a list [current, prior].")

@@ -7,18 +7,24 @@ from __future__ import annotations
 import copy, json, math, uuid, warnings
 from pathlib import Path
 import torch
+from fastcore.meta import delegates
 from fastcore.script import call_parse
+from transformers import GenerationMixin
 from tqdm.auto import tqdm
 from .core import DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN
+from .checkpoints import local_dir, read_jsonl
+from .imaging import image_pair
 from .conversation import get_template
+from .processing import pad_token_id
 from .modeling import LibraForConditionalGeneration, LibraProcessor
-from .convert import load_official, _local_dir
+from .convert import load_official
 
 # %% auto #0
 __all__ = ['DECODING_PRESETS', 'load_model', 'decoding_kwargs', 'libra_eval', 'answer_line', 'generate_reports', 'read_questions',
            'chunk', 'libra_nb_generate']
 
 # %% ../nbs/14_inference.ipynb #c007
+@delegates(load_official)
 def load_model(model_path,          # folder or hub id: a libra_nb model, or an official Libra checkpoint
                model_base=None,     # base LLM, for the reference's stage-1 and LoRA layouts
                device=None,         # default: 'cuda' if available, else 'cpu'
@@ -26,7 +32,7 @@ def load_model(model_path,          # folder or hub id: a libra_nb model, or an 
                **kwargs,            # passed to `load_official` (projector, vision_tower, template)
               ) -> tuple[LibraForConditionalGeneration, LibraProcessor]:
     "A Libra model (eval mode, on `device`) and its processor, from a libra_nb folder or any official checkpoint layout."
-    d = _local_dir(model_path, 'Libra model')
+    d = local_dir(model_path, 'Libra model')
     cfg = json.loads((d/'config.json').read_text()) if (d/'config.json').is_file() else {}
     if cfg.get('model_type') == 'libra_nb' and model_base is None:
         dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
@@ -49,7 +55,7 @@ def decoding_kwargs(temperature:float=0.2,      # > 0 samples (when num_beams is
                     num_beams:int=1,            # > 1: beam search with no_repeat_ngram_size=3
                     length_penalty:float=1.0,   # beam search: exponent of the length normalisation
                     num_return_sequences:int|None=None, # beam search: sequences returned per prompt
-                    max_new_tokens:int=128,
+                    max_new_tokens:int=128,     # the longest report, in tokens
                    ) -> dict:
     "`generate` keyword arguments for the reference's decoding parameters."
     if num_beams > 1:
@@ -60,13 +66,6 @@ def decoding_kwargs(temperature:float=0.2,      # > 0 samples (when num_beams is
     return kw | dict(max_new_tokens=max_new_tokens, use_cache=True)
 
 # %% ../nbs/14_inference.ipynb #c016
-def _as_study(image_file, where:str='image_file') -> list:
-    "[current] or [current, prior] from a path/image or a list of one or two."
-    imgs = list(image_file) if isinstance(image_file, (list, tuple)) else [image_file]
-    if not 1 <= len(imgs) <= 2:
-        raise ValueError(f"{where} holds {len(imgs)} images; give the current image, or [current, prior].")
-    return imgs
-
 def _with_template(processor:LibraProcessor, conv_mode:str|None) -> LibraProcessor:
     "`processor`, or a copy using the template `conv_mode` (warning when it differs from the processor's)."
     if conv_mode is None or conv_mode == processor.template: return processor
@@ -77,19 +76,20 @@ def _with_template(processor:LibraProcessor, conv_mode:str|None) -> LibraProcess
 
 # %% ../nbs/14_inference.ipynb #c019
 def _stop_ids(processor:LibraProcessor) -> list[int]:
+    "The ids that end a report: EOS, and the template's stop string when it is one token."
     tok = processor.tokenizer
     ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
     stop = tok.convert_tokens_to_ids(get_template(processor.template).stop_str)
     return ids + [stop] if isinstance(stop, int) and stop != tok.unk_token_id and stop not in ids else ids
 
 @torch.no_grad()
-def _generate(model, processor:LibraProcessor, studies:list, queries:list[str], **generate_kwargs) -> list[str]:
-    "One decoded answer per study (the first sequence when several are returned)."
+@delegates(GenerationMixin.generate, keep=True, but=['inputs'])
+def _generate(model, processor:LibraProcessor, studies:list, queries:list[str], **kwargs) -> list[str]:
+    "One decoded answer per study (the first sequence when several are returned); kwargs go to `generate`."
     inputs = processor(images=studies, text=queries).to(model.device)
     inputs['pixel_values'] = inputs['pixel_values'].to(model.dtype)
-    tok = processor.tokenizer
-    kw = dict(eos_token_id=_stop_ids(processor), pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-    out = model.generate(**inputs, **(kw | generate_kwargs))
+    kw = dict(eos_token_id=_stop_ids(processor), pad_token_id=pad_token_id(processor.tokenizer))
+    out = model.generate(**inputs, **(kw | kwargs))
     out = out[::len(out) // len(studies), inputs['input_ids'].shape[1]:]  # first sequence of each study
     stop = get_template(processor.template).stop_str
     return [t.strip().removesuffix(stop).strip() for t in processor.batch_decode(out, skip_special_tokens=True)]
@@ -100,13 +100,17 @@ def libra_eval(model_path=None,       # folder or hub id of the model (see `load
                image_file=None,       # current image path, or [current, prior]
                query:str|None=None,   # the request (default: Libra's findings prompt); `<image>\n` is put in front
                conv_mode:str|None=None, # conversation template; default: the model's
-               temperature:float=0.2, top_p:float|None=None, num_beams:int=1, num_return_sequences:int|None=None,
-               length_penalty:float=1.0, max_new_tokens:int=128, # decoding, see `decoding_kwargs`
+               temperature:float=0.2, # > 0 samples (when num_beams is 1); 0 is greedy
+               top_p:float|None=None, # nucleus sampling threshold
+               num_beams:int=1,       # > 1: beam search with no_repeat_ngram_size=3
+               num_return_sequences:int|None=None, # beam search: sequences computed per prompt (the first is returned)
+               length_penalty:float=1.0, # beam search: exponent of the length normalisation
+               max_new_tokens:int=128, # the longest report, in tokens
                libra_model=None,      # an already loaded `(model, processor)` (or the reference's 4-tuple)
               ) -> str:
     "Generate a report for one study (current image, optional prior) with a Libra model."
     if image_file is None: raise ValueError("libra_eval needs image_file: a current image path, or [current, prior].")
-    study = _as_study(image_file)
+    study = image_pair(image_file, 'image_file')
     if libra_model is None:
         if model_path is None: raise ValueError("Pass model_path (a folder or hub id) or libra_model=(model, processor).")
         libra_model = load_model(model_path, model_base)
@@ -117,7 +121,7 @@ def libra_eval(model_path=None,       # folder or hub id of the model (see `load
     return _generate(model, processor, [study], [query or DEFAULT_PROMPT], **kw)[0]
 
 # %% ../nbs/14_inference.ipynb #c029
-def _question(rec:dict, i:int, image_folder) -> dict:
+def _question(rec:dict, i:int, image_folder) -> dict:  # a record, its row number, the folder of relative paths
     "A record as {'question_id', 'images', 'text'}, with image paths resolved and checked."
     qid = rec.get('question_id', rec.get('id'))
     if qid is None: raise KeyError(f"Record {i} has no 'question_id' (or 'id'); its keys are {sorted(rec)}.")
@@ -127,33 +131,38 @@ def _question(rec:dict, i:int, image_folder) -> dict:
         human = [t['value'] for t in rec.get('conversations', []) if t.get('from') == 'human']
         if not human: raise KeyError(f"Record {i} (question_id {qid!r}) has no 'text' query (or human turn in 'conversations').")
         text = human[0]
-    imgs = _as_study(rec['image'], f"Record {i} (question_id {qid!r}) 'image'")
+    imgs = image_pair(rec['image'], f"Record {i} (question_id {qid!r}) 'image'")
     if image_folder is not None: imgs = [Path(image_folder)/p if isinstance(p, (str, Path)) else p for p in imgs]
-    missing = [str(p) for p in imgs if isinstance(p, (str, Path)) and not Path(p).is_file()]
+    missing = list(dict.fromkeys(str(p) for p in imgs if isinstance(p, (str, Path)) and not Path(p).is_file()))
     if missing: raise FileNotFoundError(f"Record {i} (question_id {qid!r}): image file(s) not found: {missing}. "
                                         "Check the paths and pass image_folder if they are relative.")
     return dict(question_id=qid, images=imgs, text=text.replace(DEFAULT_IMAGE_TOKEN, '').strip())
 
 # %% ../nbs/14_inference.ipynb #c030
-def answer_line(question_id, prompt:str, text:str, model_id:str) -> dict:
+def answer_line(question_id, # the question's id
+                prompt:str,  # the query, as asked
+                text:str,    # the generated report
+                model_id:str, # which model answered
+               ) -> dict:
     "One line of the reference's answers JSONL."
     return dict(question_id=question_id, prompt=prompt, text=text, answer_id=uuid.uuid4().hex, model_id=model_id, metadata={})
 
 # %% ../nbs/14_inference.ipynb #c031
-def generate_reports(model:LibraForConditionalGeneration,
-                     processor:LibraProcessor,
+@delegates(GenerationMixin.generate, keep=True, but=['inputs'])
+def generate_reports(model:LibraForConditionalGeneration, # a loaded Libra model (see `load_model`)
+                     processor:LibraProcessor,            # its processor
                      records,                  # question dicts (question_id, image, text) or Libra JSON records
                      batch_size:int=8,         # studies per `generate` call
                      image_folder=None,        # folder that relative image paths start from
                      answers_file=None,        # if given, the answers are written there as JSONL
                      model_id:str|None=None,   # the answers' model_id (default: the model's name_or_path)
                      conv_mode:str|None=None,  # conversation template; default: the processor's
-                     **generate_kwargs,        # passed to `generate` (e.g. `**decoding_kwargs(**DECODING_PRESETS['paper'])`)
+                     **kwargs,                 # passed to `generate` (e.g. `**decoding_kwargs(**DECODING_PRESETS['paper'])`); default greedy
                     ) -> list[dict]:
     "Generate a report per record in batches; the reference's answer dicts (and JSONL file)."
     qs = [_question(r, i, image_folder) for i, r in enumerate(records)]
     processor = _with_template(processor, conv_mode)
-    kw = generate_kwargs or decoding_kwargs(temperature=0)
+    kw = kwargs or decoding_kwargs(temperature=0)
     model_id = model_id or Path(str(model.config.name_or_path or 'libra')).name
     out = []
     with tqdm(total=len(qs), desc='generating reports', unit='study') as bar:
@@ -168,16 +177,15 @@ def generate_reports(model:LibraForConditionalGeneration,
     return out
 
 # %% ../nbs/14_inference.ipynb #c042
-def read_questions(path) -> list[dict]:
-    "The records of a questions JSONL file (one JSON object per non-empty line)."
-    out = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip(): continue
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError as e: raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg}).") from e
-    return out
+def read_questions(path, # a questions JSONL file
+                  ) -> list[dict]:
+    "The records of a questions JSONL file (one JSON object per non-empty line; see `checkpoints.read_jsonl`)."
+    return read_jsonl(path, 'questions')
 
-def chunk(records:list, num_chunks:int=1, chunk_idx:int=0) -> list:
+def chunk(records:list,     # the questions
+          num_chunks:int=1, # how many parts
+          chunk_idx:int=0,  # which part (from 0)
+         ) -> list:
     "Part `chunk_idx` of `records` split into `num_chunks` chunks of ceil(len/num_chunks) (the reference's split)."
     if not 0 <= chunk_idx < num_chunks: raise ValueError(f"chunk_idx must be in [0, {num_chunks}), got {chunk_idx}.")
     size = math.ceil(len(records) / num_chunks)

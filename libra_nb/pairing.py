@@ -11,13 +11,10 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['METADATA_COLUMNS', 'PAIRING_COLUMNS', 'PAIR_COLUMNS', 'FRONTAL_VIEWS', 'load_mimic_metadata', 'pair_studies',
-           'simulate_metadata', 'pairing_stats', 'plot_pairing', 'load_pairs', 'libra_nb_pair']
+__all__ = ['PAIRING_COLUMNS', 'PAIR_COLUMNS', 'FRONTAL_VIEWS', 'load_mimic_metadata', 'pair_studies', 'simulate_metadata',
+           'pairing_stats', 'plot_pairing', 'load_pairs', 'libra_nb_pair']
 
 # %% ../nbs/02_pairing.ipynb #c006
-METADATA_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'PerformedProcedureStepDescription', 'ViewPosition',
-                    'Rows', 'Columns', 'StudyDate', 'StudyTime', 'ProcedureCodeSequence_CodeMeaning',
-                    'ViewCodeSequence_CodeMeaning', 'PatientOrientationCodeSequence_CodeMeaning']  # mimic-cxr-2.0.0-metadata.csv
 PAIRING_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'StudyDate', 'StudyTime', 'ViewPosition']  # the ones pairing needs
 PAIR_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'prior_dicom_id', 'prior_study_id', 'days_since_prior']  # `pair_studies` output
 
@@ -151,6 +148,20 @@ def pair_studies(metadata:pd.DataFrame, # one row per image: dicom_id, subject_i
     return pairs[PAIR_COLUMNS + [c for c in ('split', 'ViewPosition') if c in pairs]]
 
 # %% ../nbs/02_pairing.ipynb #c037
+def _study_days(rng:np.random.Generator, n_images:int, n_studies:int, n_patients:int, same_day:float):
+    "Studies per patient, images per study and each study's day (days after 2110-01-01), patients in turn."
+    w = np.minimum(rng.lognormal(0, 1.3, n_patients), 60)  # long tail of frequently imaged patients
+    per_patient = 1 + rng.multinomial(n_studies - n_patients, w / w.sum())
+    per_study = 1 + np.minimum(rng.multinomial(n_images - n_studies, np.full(n_studies, 1 / n_studies)), 3)
+    per_study[0] += n_images - per_study.sum()  # the cap above may drop a few images; give them back
+    first = rng.integers(0, 365 * 60, n_patients)  # first visit within 60 (shifted) years
+    gap = np.where(rng.random(n_studies) < same_day, 0, rng.exponential(150, n_studies).astype(int) + 1)
+    start = np.r_[0, np.cumsum(per_patient)[:-1]]
+    gap[start] = 0
+    day = np.repeat(first, per_patient) + np.cumsum(gap) - np.repeat(np.cumsum(gap)[start], per_patient)
+    return per_patient, per_study, day
+
+# %% ../nbs/02_pairing.ipynb #x0ce344
 def simulate_metadata(n_images:int=377_110, # images (rows); at least n_studies
                       n_studies:int=227_835, # studies; at least n_patients
                       n_patients:int=65_379, # patients
@@ -161,15 +172,7 @@ def simulate_metadata(n_images:int=377_110, # images (rows); at least n_studies
     "Random MIMIC-CXR-shaped image metadata (default: MIMIC-CXR's image, study and patient counts)."
     if not n_images >= n_studies >= n_patients >= 1: raise ValueError(f"need n_images >= n_studies >= n_patients >= 1, got {n_images}, {n_studies}, {n_patients}")
     rng = np.random.default_rng(seed)
-    w = np.minimum(rng.lognormal(0, 1.3, n_patients), 60)  # long tail of frequently imaged patients
-    per_patient = 1 + rng.multinomial(n_studies - n_patients, w / w.sum())
-    per_study = 1 + np.minimum(rng.multinomial(n_images - n_studies, np.full(n_studies, 1 / n_studies)), 3)
-    per_study[0] += n_images - per_study.sum()  # the cap above may drop a few images; give them back
-    first = rng.integers(0, 365 * 60, n_patients)  # first visit within 60 (shifted) years
-    gap = np.where(rng.random(n_studies) < same_day, 0, rng.exponential(150, n_studies).astype(int) + 1)
-    start = np.r_[0, np.cumsum(per_patient)[:-1]]
-    gap[start] = 0
-    day = np.repeat(first, per_patient) + np.cumsum(gap) - np.repeat(np.cumsum(gap)[start], per_patient)
+    per_patient, per_study, day = _study_days(rng, n_images, n_studies, n_patients, same_day)
     date = pd.Timestamp('2110-01-01') + pd.to_timedelta(day, 'D')
     sec = rng.uniform(0, 86400, n_studies)
     time = sec // 3600 * 10000 + sec % 3600 // 60 * 100 + np.round(sec % 60, 3)
@@ -199,7 +202,7 @@ def pairing_stats(pairs:pd.DataFrame # output of `pair_studies`
 # %% ../nbs/02_pairing.ipynb #c048
 def plot_pairing(pairs:pd.DataFrame, # output of `pair_studies`
                  max_studies:int=10, # studies-per-patient bar at which the tail is pooled
-                 figsize=(10, 2.8)):
+                 figsize=(10, 2.8)): # figure size in inches (width, height)
     "Figure with the share of images/studies/patients with a prior, days since prior, and studies per patient."
     import matplotlib.pyplot as plt, seaborn as sns
     st = pairing_stats(pairs)

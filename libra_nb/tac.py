@@ -10,17 +10,20 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
+from fastcore.meta import delegates
+from .checkpoints import read_state_dict
 
 # %% auto #0
 __all__ = ['SqueezeExcitation', 'lfe_widths', 'LayerwiseFeatureExtractor', 'lfe_layer_weights', 'prior_weight',
            'plot_prior_weight_curve', 'drifted_prior', 'plot_prior_drift', 'prior_weight_explorer',
-           'TemporalFeatureFusion', 'TAC', 'official_tac_shapes', 'load_projector_state_dict', 'SingleImageProjector',
-           'build_projector', 'plot_lfe_gates', 'plot_cross_attention']
+           'TemporalFeatureFusion', 'TAC', 'load_projector_state_dict', 'SingleImageProjector', 'build_projector',
+           'plot_lfe_gates', 'plot_cross_attention']
 
 # %% ../nbs/07_tac.ipynb #c007
 class SqueezeExcitation(nn.Module):
     "Channel gate `x * sigmoid(fc2(gelu(fc1(mean_{N,D} x))))`, torchvision-compatible keys `fc1`/`fc2`."
-    def __init__(self, channels:int, squeeze_channels:int):
+    def __init__(self, channels:int, # channels C of the input (encoder layers, for the first block)
+                 squeeze_channels:int): # width of the bottleneck between `fc1` and `fc2`
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
@@ -28,14 +31,17 @@ class SqueezeExcitation(nn.Module):
         self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
         self.scale_activation = nn.Sigmoid()
 
-    def gate(self, x:torch.Tensor) -> torch.Tensor:
+    def gate(self, x:torch.Tensor # input `(B, C, N, D)`
+            ) -> torch.Tensor:
         "Per-sample channel gates `(B, C, 1, 1)` in (0, 1)."
         return self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
 
-    def forward(self, x): return self.gate(x) * x
+    def forward(self, x:torch.Tensor # input `(B, C, N, D)`
+               ) -> torch.Tensor: return self.gate(x) * x
 
 # %% ../nbs/07_tac.ipynb #c010
-def lfe_widths(num_layers:int) -> list[int]:
+def lfe_widths(num_layers:int # encoder layers stacked as channels
+              ) -> list[int]:
     "Channel widths of the LFE: `num_layers`, halved twice (at least 1), then 1 (12 → [12, 6, 3, 1])."
     w1 = max(num_layers // 2, 1); w2 = max(w1 // 2, 1)
     return [num_layers, w1, w2, 1]
@@ -50,7 +56,8 @@ class LayerwiseFeatureExtractor(nn.Sequential):
         for a, b in zip(w[:-1], w[1:]): mods += [SqueezeExcitation(a, b), nn.Conv2d(a, b, 1, bias=False)]
         super().__init__(*mods)
 
-    def forward_with_gates(self, x:torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_with_gates(self, x:torch.Tensor # layer stack `(B, L, N, D)`
+                          ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         "The LFE output and the gates of its three squeeze-excitation blocks, each `(B, C)`."
         gates = []
         for m in self:
@@ -60,7 +67,9 @@ class LayerwiseFeatureExtractor(nn.Sequential):
         return x, gates
 
 # %% ../nbs/07_tac.ipynb #c013
-def lfe_layer_weights(lfe:LayerwiseFeatureExtractor, x:torch.Tensor) -> torch.Tensor:
+def lfe_layer_weights(lfe:LayerwiseFeatureExtractor, # the LFE whose gates and convolutions are chained
+                      x:torch.Tensor # the layer stack `(B, L, N, D)` it is applied to
+                     ) -> torch.Tensor:
     "Effective weight `(B, L)` of each input layer: `lfe(x)[:, 0] == (a[:, :, None, None] * x).sum(1)`."
     a = None
     for m in lfe:
@@ -88,7 +97,7 @@ def prior_weight(current:torch.Tensor, # current features `(B, ...)`, e.g. the L
 
 # %% ../nbs/07_tac.ipynb #c020
 def plot_prior_weight_curve(powers=(1, 2, 4, 8, 16), # exponents to draw; Libra uses 8
-                            ax=None):
+                            ax=None): # matplotlib axes to draw on (default: a new figure)
     "Plot the prior weight `((cos+1)/2)^p` against the cosine similarity for several `p`."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(4.5, 3))
@@ -102,15 +111,18 @@ def plot_prior_weight_curve(powers=(1, 2, 4, 8, 16), # exponents to draw; Libra 
 # %% ../nbs/07_tac.ipynb #c024
 def drifted_prior(current:torch.Tensor, # current features `(B, ...)`
                   drift:float,          # 0 = identical prior, 1 = an unrelated map
-                  seed:int=0):
+                  seed:int=0): # seed of the unrelated map
     "A synthetic prior `(1 - drift) * current + drift * other` with `other` a random map of the same scale."
     g = torch.Generator().manual_seed(seed)
     other = torch.randn(current.shape, generator=g, dtype=current.dtype) * current.std() + current.mean()
     return (1 - drift) * current + drift * other
 
+# %% ../nbs/07_tac.ipynb #xf486de
 def plot_prior_drift(power:float=8,  # exponent of the prior weight
                      drift:float=.3, # how far the synthetic prior drifts from the current map
-                     n:int=37, d:int=48, seed:int=0):
+                     n:int=37, # tokens N of the synthetic map
+                     d:int=48, # width D of the synthetic map
+                     seed:int=0): # seed of the map and of its drift
     "Draw a synthetic current map, its drifted prior, and the prior weight against drift for `power`."
     import matplotlib.pyplot as plt
     g = torch.Generator().manual_seed(seed + 1)
@@ -127,6 +139,7 @@ def plot_prior_drift(power:float=8,  # exponent of the prior weight
     axs[2].grid(alpha=.3); axs[2].legend(fontsize=8); fig.tight_layout()
     return fig
 
+# %% ../nbs/07_tac.ipynb #xb10bee
 def prior_weight_explorer():
     "Interactive sliders (ipywidgets) over the power `p` and the drift of a synthetic prior."
     from ipywidgets import interact, FloatSlider, IntSlider, fixed
@@ -193,9 +206,6 @@ class TAC(TemporalFeatureFusion):
         self.mlp_final = nn.Sequential(nn.Linear(vision_hidden_size, H), nn.GELU(), nn.Linear(H, H), nn.GELU(),
                                        nn.Linear(H, H), nn.GELU(), nn.Linear(H, H))
 
-    @property
-    def config(self): return {"mm_projector_type": "TAC"}  # what the reference's projector reports
-
 # %% ../nbs/07_tac.ipynb #c039
 @patch
 def _check_input(self:TAC, x:torch.Tensor, name:str):
@@ -224,21 +234,6 @@ def forward(self:TAC,  # noqa: F811 (`@patch` adds it to TAC; ruff sees a second
                     layer_weights=dict(current=lfe_layer_weights(self.LFE, current), prior=lfe_layer_weights(self.LFE, prior)))
     return self.mlp_final(y), diag
 
-# %% ../nbs/07_tac.ipynb #c046
-def official_tac_shapes(D:int=768, H:int=4096) -> dict[str, tuple]:
-    "Key -> shape of the official TAC state dict (12 encoder layers, vision width `D`, LLM width `H`)."
-    s = {'LFE.0.fc1.weight': (6, 12, 1, 1), 'LFE.0.fc1.bias': (6,), 'LFE.0.fc2.weight': (12, 6, 1, 1), 'LFE.0.fc2.bias': (12,),
-         'LFE.1.weight': (6, 12, 1, 1), 'LFE.2.fc1.weight': (3, 6, 1, 1), 'LFE.2.fc1.bias': (3,), 'LFE.2.fc2.weight': (6, 3, 1, 1),
-         'LFE.2.fc2.bias': (6,), 'LFE.3.weight': (3, 6, 1, 1), 'LFE.4.fc1.weight': (1, 3, 1, 1), 'LFE.4.fc1.bias': (1,),
-         'LFE.4.fc2.weight': (3, 1, 1, 1), 'LFE.4.fc2.bias': (3,), 'LFE.5.weight': (1, 3, 1, 1), 'LFE_prior_bias': ()}
-    for a in ('cur_self_attention', 'prior_self_attention', 'cros_attention'):
-        s.update({f'{a}.in_proj_weight': (3*D, D), f'{a}.in_proj_bias': (3*D,), f'{a}.bias_k': (1, 1, D), f'{a}.bias_v': (1, 1, D),
-                  f'{a}.out_proj.weight': (D, D), f'{a}.out_proj.bias': (D,)})
-    for i in range(1, 5): s.update({f'norm{i}.weight': (D,), f'norm{i}.bias': (D,)})
-    for i in (0, 3): s.update({f'mlp_attn.{i}.weight': (D, D), f'mlp_attn.{i}.bias': (D,)})
-    for i, (o, n) in zip((0, 2, 4, 6), ((H, D), (H, H), (H, H), (H, H))): s.update({f'mlp_final.{i}.weight': (o, n), f'mlp_final.{i}.bias': (o,)})
-    return s
-
 # %% ../nbs/07_tac.ipynb #c051
 def load_projector_state_dict(src, # a `.bin`/`.pt`/`.safetensors` file, or a state dict
                              ) -> dict[str, torch.Tensor]:
@@ -248,10 +243,7 @@ def load_projector_state_dict(src, # a `.bin`/`.pt`/`.safetensors` file, or a st
         if not path.is_file():
             raise FileNotFoundError(f"No projector checkpoint at {path}: pass the `mm_tac_projector.bin` (or `mm_projector.bin`, "
                                     "`non_lora_trainables.bin`, a .safetensors file) downloaded with the Libra model.")
-        if path.suffix == '.safetensors':
-            from safetensors.torch import load_file
-            sd = load_file(str(path))
-        else: sd = torch.load(path, map_location='cpu', weights_only=True)
+        sd = read_state_dict(path)  # safetensors, or torch.load(weights_only=True)
     else: sd, path = dict(src), 'the given state dict'
     out = {k.split('mm_projector.', 1)[1]: v for k, v in sd.items() if 'mm_projector.' in k}
     if not out:
@@ -265,7 +257,9 @@ class SingleImageProjector(nn.Module):
     def __init__(self, projector:nn.Module): # the layer stack to apply, stored as child `projector`
         super().__init__(); self.projector = projector
 
-    def forward(self, current:torch.Tensor, prior:torch.Tensor|None=None) -> torch.Tensor:
+    def forward(self, current:torch.Tensor, # one encoder layer of the current image, `(B, 1, N, D)` or `(B, N, D)`
+                prior:torch.Tensor|None=None # ignored: these projectors see only the current image
+               ) -> torch.Tensor:
         if current.ndim == 4:
             if current.shape[1] != 1:
                 raise ValueError(f"A linear/mlp projector takes one encoder layer, got {current.shape[1]} stacked layers "
@@ -274,6 +268,7 @@ class SingleImageProjector(nn.Module):
         return self.projector(current)
 
 # %% ../nbs/07_tac.ipynb #c056
+@delegates(TAC)
 def build_projector(projector_type:str,      # 'TAC', 'linear' or 'mlp{N}x_gelu' (e.g. 'mlp2x_gelu')
                     vision_hidden_size:int,  # encoder width D
                     llm_hidden_size:int,     # LLM width H
@@ -293,7 +288,7 @@ def build_projector(projector_type:str,      # 'TAC', 'linear' or 'mlp{N}x_gelu'
 
 # %% ../nbs/07_tac.ipynb #c060
 def plot_lfe_gates(diag:dict, # diagnostics from `TAC(..., return_diagnostics=True)`
-                   sample:int=0):
+                   sample:int=0): # which sample of the batch to show
     "Bar plots of the LFE gates (per block) and of the effective weight of each encoder layer, current vs prior."
     import matplotlib.pyplot as plt
     g, a = diag['lfe_gates'], diag['layer_weights']
@@ -318,10 +313,12 @@ def _as_image(x):
         return x.permute(1, 2, 0).numpy()
     return x
 
+# %% ../nbs/07_tac.ipynb #xfe5319
 def plot_cross_attention(attn:torch.Tensor, # cross-attention `(N, N + 1)` or `(B, N, N + 1)` from the diagnostics
-                         current_image, prior_image, # PIL images or `(3, H, W)` pixel tensors, as fed to the encoder
+                         current_image, # PIL image or `(3, H, W)` pixel tensor, as fed to the encoder
+                         prior_image, # the prior image, in the same form
                          query:int|None=None, # query patch index, row-major (default: the centre patch)
-                         sample:int=0):
+                         sample:int=0): # which sample, when `attn` is batched
     "Show the current image with a query patch and the prior image under that patch's attention."
     import matplotlib.pyplot as plt
     if attn.ndim == 3: attn = attn[sample]

@@ -9,14 +9,13 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
-from .core import hub_offline
+from .checkpoints import hub_download_advice
+from .imaging import RAD_DINO  # Libra's encoder: Dinov2 ViT-B/14, 12 layers, 768 wide, 518 px input
 
 # %% auto #0
 __all__ = ['load_vision_encoder', 'VisionTower', 'plot_patch_grid']
 
 # %% ../nbs/06_vision.ipynb #c007
-from .imaging import RAD_DINO  # Libra's encoder: Dinov2 ViT-B/14, 12 layers, 768 wide, 518 px input
-
 def load_vision_encoder(encoder:str|Path|PretrainedConfig|PreTrainedModel=RAD_DINO, # hub id, local folder, config or model
                         **kwargs, # passed to `AutoModel.from_pretrained` / `from_config` (e.g. `dtype=torch.bfloat16`)
                        ) -> PreTrainedModel:
@@ -26,10 +25,8 @@ def load_vision_encoder(encoder:str|Path|PretrainedConfig|PreTrainedModel=RAD_DI
     else:
         try: model = AutoModel.from_pretrained(str(encoder), **kwargs)
         except OSError as e:
-            why = "HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline() else "it could not be loaded"
-            raise OSError(f"Vision encoder {str(encoder)!r}: {why}. Download it while online with "
-                          f"`huggingface-cli download {encoder}` (or `hf download {encoder}`), or pass a local folder "
-                          f"holding its config.json and weights (e.g. VisionTower('/models/rad-dino')).\n({e})") from e
+            raise OSError(f"Vision encoder {str(encoder)!r} could not be loaded. {hub_download_advice(str(encoder))} A local folder "
+                          f"must hold the encoder's config.json and weights (e.g. VisionTower('/models/rad-dino')).\n({e})") from e
     return getattr(model, 'vision_model', model)  # CLIP/SigLIP: keep the vision tower
 
 # %% ../nbs/06_vision.ipynb #c011
@@ -86,7 +83,7 @@ def forward(self:VisionTower,
 # %% ../nbs/06_vision.ipynb #c024
 def plot_patch_grid(pixel_values:torch.Tensor, # `(K, 3, H, W)` processed images, e.g. a current/prior pair
                     patch_size:int=14,         # the encoder's patch size
-                    titles=('current', 'prior')):
+                    titles=('current', 'prior')): # one title per image
     "Show processed images with the encoder's patch grid: each cell becomes one of the `N` tokens."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, len(pixel_values), figsize=(3.2 * len(pixel_values), 3.4), squeeze=False)

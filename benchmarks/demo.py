@@ -8,15 +8,16 @@ With several seeds every run retrains both arms from scratch (cohort, stand-ins,
 spread of the real-minus-dummy difference across seeds is the training variance the per-run bootstrap CIs leave out.
 """
 import os, platform, shlex, sys, time
+os.environ.setdefault('HF_HUB_OFFLINE', '1')  # before transformers is imported: the demo downloads nothing
 from datetime import datetime, timezone
 from pathlib import Path
-import numpy as np
+import numpy as np, torch
 from fastcore.script import call_parse
 from results_md import append_results
+from libra_nb.demo import run_demo, goal_verdict, ablation_markdown
 
 def _run_text(res, wall, seed):
     "Markdown of one run: wall time, phases, metrics with CIs, paired tests, verdict."
-    from libra_nb.demo import goal_verdict, ablation_markdown
     tests, ceil = res['tests'], res['ceilings']
     return f"""
 Seed {seed}: wall time **{wall:.0f} s** ({res['n_test']} test studies, {res['n_test_with_prior']} with a prior). Phases (s): {res['times']}
@@ -37,6 +38,27 @@ def _seed_summary(deltas:dict) -> str:
         lines.append(f"| {m} | {', '.join(f'{x:+.1f}' for x in d)} | {d.mean():+.1f} | {d.std(ddof=1):.1f} |")
     return '\n'.join(lines)
 
+def run_seeds(size:str, out:str, threads:int, seeds:list[int]) -> tuple[list[str], dict]:
+    "Run the demo once per seed: the markdown of each run and the real-minus-dummy differences per metric."
+    parts, deltas = [], {'Temporal_entity_score': [], 'Change_accuracy': []}
+    for seed in seeds:
+        folder = out if len(seeds) == 1 else f'{out}/seed{seed}'
+        t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed); wall = time.perf_counter() - t0
+        parts.append(_run_text(res, wall, seed))
+        for m in deltas: deltas[m].append(res['tests'].loc[('real prior - dummy prior', m), 'delta'])
+        print(parts[-1], flush=True)
+    return parts, deltas
+
+def _heading(size:str, threads:int, seeds:str, note:str, load:tuple) -> str:
+    "The heading of a result: date, settings, machine and command."
+    note_line = f"  \nNote: {note}" if note else ''
+    return f"""
+### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, size={size}, threads={threads}, seeds={seeds}
+
+Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at start; torch {torch.__version__}, Python {platform.python_version()}.
+Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`{note_line}
+"""
+
 @call_parse
 def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
          out:str='/tmp/libra_demo_bench', # results folder of the run (one subfolder per seed when several)
@@ -45,25 +67,8 @@ def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
          note:str='',                   # free text recorded with the result (e.g. machine load)
          results:str=str(Path(__file__).parent/'RESULTS.md')): # file to append to
     "Run the demo once per seed, then append wall times, ablation tables, paired tests (and the spread over seeds) to `results`."
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    import torch
-    from libra_nb.demo import run_demo
-    seed_list = [int(s) for s in seeds.split(',')]
-    load = os.getloadavg()
-    parts, deltas = [], {'Temporal_entity_score': [], 'Change_accuracy': []}
-    for seed in seed_list:
-        folder = out if len(seed_list) == 1 else f'{out}/seed{seed}'
-        t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed); wall = time.perf_counter() - t0
-        parts.append(_run_text(res, wall, seed))
-        for m in deltas: deltas[m].append(res['tests'].loc[('real prior - dummy prior', m), 'delta'])
-        print(parts[-1], flush=True)
-    note_line = f"  \nNote: {note}" if note else ''
+    seed_list, load = [int(s) for s in seeds.split(',')], os.getloadavg()
+    parts, deltas = run_seeds(size, out, threads, seed_list)
     summary = '' if len(seed_list) < 2 else '\nTraining variance, real prior − dummy prior across seeds:\n\n' + _seed_summary(deltas) + '\n'
-    text = f"""
-### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, size={size}, threads={threads}, seeds={seeds}
-
-Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at start; torch {torch.__version__}, Python {platform.python_version()}.
-Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`{note_line}
-{''.join(parts)}{summary}"""
-    append_results(text, '## demo', Path(results))
+    append_results(_heading(size, threads, seeds, note, load) + ''.join(parts) + summary, '## demo', Path(results))
     print(summary)

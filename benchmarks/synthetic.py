@@ -39,6 +39,19 @@ def run_case(size:int, workers:int, n_patients:int, max_studies:int, seed:int, r
         if best is None or wall < best['wall']: best = dict(wall=wall, cpu=cpu, studies=c.n_studies, images=c.n_images, mb=mb)
     return dict(size=size, workers=workers, **best)
 
+def _markdown(rows:list[dict], cmd:str, mach:str, n_patients:int, max_studies:int, seed:int, repeats:int) -> str:
+    "The result of `main` as a markdown section: heading, machine, settings and one table row per case."
+    lines = ['| image size | processes | studies | images | MB written | wall s | CPU s | studies/s (wall) | images/s (wall) | studies per CPU-s |',
+             '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        lines.append(f"| {r['size']} | {max(r['workers'], 1)} | {r['studies']} | {r['images']} | {r['mb']:.1f} | {r['wall']:.2f} | {r['cpu']:.2f} "
+                     f"| {r['studies'] / r['wall']:.0f} | {r['images'] / r['wall']:.0f} | {r['studies'] / r['cpu']:.0f} |")
+    return (f"### {datetime.datetime.now():%Y-%m-%d %H:%M} — `{cmd}`\n\n"
+            f"Machine: {mach}. The CPU was shared with other processes (other helpers' tests and notebooks), so the wall-clock "
+            "rates are lower bounds; studies per CPU-second (this process and its workers) estimates what one idle core would give, file-system waits excluded.\n"
+            f"Each row writes a fresh cohort ({n_patients} patients, up to {max_studies} studies each, seed {seed}: JPEG images, "
+            f"reports and CSVs) into a temporary folder; best of {repeats}.\n\n" + '\n'.join(lines) + '\n')
+
 @call_parse
 def main(sizes:str='224,518',    # comma-separated image sizes (height in pixels)
          n_workers:str='0,2',    # comma-separated worker-process counts (0: the calling process only)
@@ -54,15 +67,6 @@ def main(sizes:str='224,518',    # comma-separated image sizes (height in pixels
     make_cohort(tempfile.mkdtemp(), n_patients=2, max_studies_per_patient=2, image_size=64)  # warm imports and caches
     rows = [run_case(int(s), int(w), n_patients, max_studies, seed, repeats)
             for s in sizes.split(',') for w in n_workers.split(',')]
-    lines = ['| image size | processes | studies | images | MB written | wall s | CPU s | studies/s (wall) | images/s (wall) | studies per CPU-s |',
-             '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for r in rows:
-        lines.append(f"| {r['size']} | {max(r['workers'], 1)} | {r['studies']} | {r['images']} | {r['mb']:.1f} | {r['wall']:.2f} | {r['cpu']:.2f} "
-                     f"| {r['studies'] / r['wall']:.0f} | {r['images'] / r['wall']:.0f} | {r['studies'] / r['cpu']:.0f} |")
-    text = (f"### {datetime.datetime.now():%Y-%m-%d %H:%M} — `{cmd}`\n\n"
-            f"Machine: {mach}. The CPU was shared with other processes (other helpers' tests and notebooks), so the wall-clock "
-            "rates are lower bounds; studies per CPU-second (this process and its workers) estimates what one idle core would give, file-system waits excluded.\n"
-            f"Each row writes a fresh cohort ({n_patients} patients, up to {max_studies} studies each, seed {seed}: JPEG images, "
-            f"reports and CSVs) into a temporary folder; best of {repeats}.\n\n" + '\n'.join(lines) + '\n')
+    text = _markdown(rows, cmd, mach, n_patients, max_studies, seed, repeats)
     print(text)
     if not no_record: append_results(text, '## synthetic')

@@ -4,12 +4,12 @@
 
 # %% ../nbs/13_convert.ipynb #c003
 from __future__ import annotations
-import json
+import importlib.util, json
 from pathlib import Path
 import torch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
-from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
 from .vision import RAD_DINO, load_vision_encoder
 from .tac import load_projector_state_dict
 from .imaging import rad_dino_processor
@@ -22,11 +22,25 @@ from .checkpoints import OFFICIAL_KEY_PREFIXES, strip_peft_prefix, libra_key, li
 _all_ = ['OFFICIAL_KEY_PREFIXES', 'strip_peft_prefix', 'libra_key', 'libra_state_dict', 'read_state_dict']
 
 # %% auto #0
-__all__ = ['OFFICIAL_MODEL_TYPES', 'libra_config_from_official', 'load_official', 'convert_official', 'libra_nb_convert',
-           'OFFICIAL_KEY_PREFIXES', 'strip_peft_prefix', 'libra_key', 'libra_state_dict', 'read_state_dict']
+__all__ = ['OFFICIAL_MODEL_TYPES', 'refuse_unsupported', 'libra_config_from_official', 'default_dtype', 'quantization_config',
+           'from_pretrained_kwargs', 'load_official', 'convert_official', 'libra_nb_convert', 'OFFICIAL_KEY_PREFIXES',
+           'strip_peft_prefix', 'libra_key', 'libra_state_dict', 'read_state_dict']
+
+# %% ../nbs/13_convert.ipynb #x9dd663
+_UNSUPPORTED = {'mm_use_im_start_end': "wraps the image in <im_start>/<im_end> tokens",
+                'mm_use_im_patch_token': "adds an <im_patch> token and embedding row to the vocabulary",
+                'use_maira_feature_norm': "uses MAIRA-2's normalised vision features (MAIRA-2 weights)"}
+
+def refuse_unsupported(official:dict, # the reference's config.json, as a dict
+                      ):
+    "Raise if the config switches on a reference option libra_nb does not implement (absent or false is fine)."
+    on = [k for k in _UNSUPPORTED if official.get(k)]
+    if on: raise ValueError(f"The checkpoint's config sets {', '.join(f'{k}=True ({_UNSUPPORTED[k]})' for k in on)}: "
+                            "libra_nb does not implement this; only checkpoints trained with it false (as Libra's are) load.")
 
 # %% ../nbs/13_convert.ipynb #c014
-OFFICIAL_MODEL_TYPES = {'libra': 'llama'}  # reference model_type -> the LLM's model_type
+OFFICIAL_MODEL_TYPES = {'libra': 'llama', 'libra_mistral': 'mistral', 'libra_phi3': 'phi3', 'libra_gemma': 'gemma',
+                        'libra_qwen2': 'qwen2', 'libra_qwen3': 'qwen3'}  # reference model_type -> the LLM's model_type
 
 _DROP = {'architectures', 'torch_dtype', 'dtype', 'transformers_version', '_name_or_path', 'use_mm_proj', 'image_aspect_ratio',
          'tokenizer_padding_side', 'tokenizer_model_max_length', 'tune_mm_mlp_adapter', 'freeze_mm_mlp_adapter',
@@ -42,8 +56,7 @@ def libra_config_from_official(official:dict,      # the reference's config.json
     if text_type is None:
         raise ValueError(f"Unknown reference model_type {mt!r}: pass text_model_type (e.g. 'llama', 'mistral') or add it "
                          f"to OFFICIAL_MODEL_TYPES (known: {OFFICIAL_MODEL_TYPES}).")
-    if official.get('use_maira_feature_norm'):
-        raise ValueError("use_maira_feature_norm=True (MAIRA-2 weights) is not supported by libra_nb's VisionTower.")
+    refuse_unsupported(official)
     mm_hidden = official.get('mm_hidden_size', vision_config.hidden_size)
     if mm_hidden != vision_config.hidden_size:
         raise ValueError(f"The checkpoint's mm_hidden_size is {mm_hidden} but the vision encoder is {vision_config.hidden_size} "
@@ -62,19 +75,62 @@ def _read_official_config(d:Path) -> dict:
     if not f.is_file(): raise FileNotFoundError(f"No config.json in {d}: point model_path at a Libra checkpoint folder.")
     return json.loads(f.read_text())
 
-def _dtype(dtype, official:dict):
-    dtype = dtype if dtype is not None else official.get('torch_dtype', 'float32')
+def default_dtype(device=None, # where the model will run, e.g. 'cuda:0' or 'cpu'; default: 'cuda' if available
+                 ) -> torch.dtype:
+    "The loaders' default dtype: float16 on CUDA (the reference loader's), float32 elsewhere."
+    device = device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.float16 if torch.device(device).type == 'cuda' else torch.float32
+
+def _dtype(dtype, official:dict, device=None):
+    "A torch dtype: `dtype` itself, the checkpoint's for 'auto', `default_dtype(device)` for None."
+    if dtype is None: return default_dtype(device)
+    if dtype == 'auto': dtype = official.get('torch_dtype') or official.get('dtype') or 'float32'
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
+# %% ../nbs/13_convert.ipynb #xd97f6c
+_SKIP_QUANT = ['vision_tower', 'mm_projector', 'lm_head']  # quantize the LLM's blocks only
+
+def quantization_config(load_in_8bit:bool=False, # int8 weights (LLM.int8()), the reference's `load_8bit`
+                        load_in_4bit:bool=False, # NF4 weights, double quantization, float16 compute: the reference's `load_4bit`
+                       ) -> BitsAndBytesConfig|None:
+    "A `BitsAndBytesConfig` for 8- or 4-bit loading (None for neither); the error names what the machine lacks."
+    if not (load_in_8bit or load_in_4bit): return None
+    if load_in_8bit and load_in_4bit: raise ValueError("Pass load_in_8bit or load_in_4bit, not both.")
+    need = [n for n, ok in [("a CUDA GPU (torch.cuda.is_available() is False)", torch.cuda.is_available()),
+                            ("the bitsandbytes package (pip install bitsandbytes)", importlib.util.find_spec('bitsandbytes') is not None)] if not ok]
+    if need: raise RuntimeError(f"{'8' if load_in_8bit else '4'}-bit loading needs {' and '.join(need)}; "
+                                "on this machine load unquantized instead (dtype='float16' or 'float32').")
+    if load_in_8bit: return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=_SKIP_QUANT)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.float16, llm_int8_skip_modules=_SKIP_QUANT)
+
+# %% ../nbs/13_convert.ipynb #x6c198a
+def _device_of(device_map) -> str|None:
+    "The one device `device_map` names, else None ('auto', 'balanced', a split map: the default device decides)."
+    d = next(iter(device_map.values())) if isinstance(device_map, dict) and len(set(device_map.values())) == 1 else device_map
+    try: return None if d is None or isinstance(d, dict) else str(torch.device(d))
+    except (RuntimeError, TypeError): return None
+
+def from_pretrained_kwargs(device_map=None,          # e.g. 'auto', 'cpu', 'cuda:1' or a module -> device dict (accelerate)
+                           attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2' (default: transformers')
+                           load_in_8bit:bool=False,  # 8-bit LLM weights (bitsandbytes, CUDA only)
+                           load_in_4bit:bool=False,  # 4-bit NF4 LLM weights (bitsandbytes, CUDA only)
+                          ) -> dict:
+    "The `from_pretrained` arguments for the reference loader's options (only those that are set)."
+    q = quantization_config(load_in_8bit, load_in_4bit)
+    if q is not None and device_map is None: device_map = {'': torch.cuda.current_device()}  # bitsandbytes weights live on a GPU
+    kw = dict(device_map=device_map, attn_implementation=attn_implementation, quantization_config=q)
+    return {k: v for k, v in kw.items() if v is not None}
+
 # %% ../nbs/13_convert.ipynb #c025
-def _build(official:dict, sd:dict, vision_tower, dtype, text_model_type=None) -> LibraForConditionalGeneration:
-    "A Libra model from an official config, reference-named weights and a vision encoder."
+def _build(official:dict, sd:dict, vision_tower, dtype, text_model_type=None, **load_kw) -> LibraForConditionalGeneration:
+    "A Libra model from an official config, reference-named weights and a vision encoder (`load_kw`: see `from_pretrained_kwargs`)."
     enc = load_vision_encoder(vision_tower if vision_tower is not None else official.get('mm_vision_tower', RAD_DINO))
     config = libra_config_from_official(official, enc.config, text_model_type)
     if isinstance(vision_tower, (str, Path)): config.mm_vision_tower = str(vision_tower)
     sd = libra_state_dict(sd) | {'vision_tower.vision_tower.' + k: v for k, v in enc.state_dict().items()}
-    model, info = LibraForConditionalGeneration.from_pretrained(None, config=config, state_dict=sd, dtype=_dtype(dtype, official),
-                                                                output_loading_info=True)
+    model, info = LibraForConditionalGeneration.from_pretrained(None, config=config, state_dict=sd, output_loading_info=True,
+                                                                dtype=_dtype(dtype, official, _device_of(load_kw.get('device_map'))), **load_kw)
     if info['missing_keys']:
         miss = sorted(info['missing_keys'])
         hint = (" The projector is missing: pass projector=<mm_tac_projector.bin>." if any(k.startswith('mm_projector.') for k in miss) else "")
@@ -102,15 +158,27 @@ def _projector_weights(projector, d:Path) -> dict:
     f = projector if projector is not None else next((d/n for n in _PROJECTOR_FILES if (d/n).is_file()), None)
     return {} if f is None else {'model.mm_projector.' + k: v for k, v in load_projector_state_dict(f).items()}
 
+_NON_LORA_FILES = ['non_lora_trainables.bin', 'non_lora_trainables.safetensors']
+
+def _weights(d:Path, base:Path|None, projector, is_lora:bool) -> dict:
+    "Reference-named weights: the base's (else the folder's), a projector file's, then a LoRA folder's non-LoRA trainables."
+    sd = read_state_dict(base if base is not None else d) | _projector_weights(projector, d)
+    f = next((d/n for n in _NON_LORA_FILES if (d/n).is_file()), None) if is_lora else None
+    return sd if f is None else sd | {strip_peft_prefix(k): v for k, v in read_state_dict(f).items()}
+
 # %% ../nbs/13_convert.ipynb #c030
 def load_official(model_path,               # folder or hub id: merged model, stage-1 folder, or LoRA output folder
                   model_base=None,          # the base LLM (folder or hub id) for the projector and LoRA layouts
                   projector=None,           # a `mm_tac_projector.bin` / `mm_projector.bin` file (default: found in model_path)
                   vision_tower=None,        # encoder id/folder/model; default: the config's `mm_vision_tower` (RAD-DINO)
-                  dtype=None,               # e.g. 'bfloat16'; default: the checkpoint's `torch_dtype`
+                  dtype=None,               # default: float16 on CUDA (the reference's), float32 on CPU; 'auto': the checkpoint's
                   template:str|None=None,   # conversation template; default: the reference's choice for the name
                   merge:bool=True,          # LoRA layout: fold the adapter into the weights
                   text_model_type:str|None=None, # the LLM's model_type if the config's is not in `OFFICIAL_MODEL_TYPES`
+                  device_map=None,          # accelerate placement, e.g. 'auto' (default: built on the CPU)
+                  attn_implementation:str|None=None, # 'sdpa', 'eager' or 'flash_attention_2'
+                  load_in_8bit:bool=False,  # 8-bit LLM weights (bitsandbytes, CUDA)
+                  load_in_4bit:bool=False,  # 4-bit NF4 LLM weights (bitsandbytes, CUDA)
                  ) -> tuple[LibraForConditionalGeneration, LibraProcessor]:
     "Load an official Libra checkpoint (any of the three layouts) as a `LibraForConditionalGeneration` and its processor."
     d = local_dir(model_path, 'Libra checkpoint')
@@ -118,8 +186,8 @@ def load_official(model_path,               # folder or hub id: merged model, st
     is_lora = (d/'adapter_config.json').is_file()
     if is_lora and model_base is None: raise ValueError(f"{d} is a LoRA output folder: pass model_base=<the base LLM it was trained on>.")
     base = local_dir(model_base, 'base model') if model_base is not None else None
-    sd = read_state_dict(base if base is not None else d) | _projector_weights(projector, d)
-    model = _build(official, sd, vision_tower, dtype, text_model_type)
+    model = _build(official, _weights(d, base, projector, is_lora), vision_tower, dtype, text_model_type,
+                   **from_pretrained_kwargs(device_map, attn_implementation, load_in_8bit, load_in_4bit))
     if is_lora:
         load_lora(model, d)
         if merge: merge_lora(model)
@@ -131,10 +199,11 @@ def load_official(model_path,               # folder or hub id: merged model, st
 @delegates(load_official)
 def convert_official(model_path, # folder or hub id of an official Libra checkpoint (any layout)
                      out_dir,    # where to write the converted model and processor
-                     **kwargs,   # passed to `load_official` (model_base, projector, vision_tower, dtype, template)
+                     **kwargs,   # passed to `load_official` (model_base, projector, vision_tower, template; dtype default 'auto')
                     ) -> Path:
     "Load an official Libra checkpoint and save it as a `libra_nb` model folder."
     if kwargs.get('merge') is False: raise ValueError("convert_official always merges LoRA adapters; use load_official(merge=False) to keep them.")
+    if kwargs.get('dtype') is None: kwargs['dtype'] = 'auto'  # keep the checkpoint's precision
     model, processor = load_official(model_path, **kwargs)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out); processor.save_pretrained(out)
@@ -147,7 +216,7 @@ def libra_nb_convert(model_path:str,        # folder or hub id: merged model, st
                      model_base:str=None,   # base LLM (folder or hub id) for the stage-1 and LoRA layouts
                      projector:str=None,    # mm_tac_projector.bin / mm_projector.bin (default: found in model_path)
                      vision_tower:str=None, # encoder id or folder (default: the config's mm_vision_tower)
-                     dtype:str=None,        # 'float16', 'bfloat16' or 'float32' (default: the checkpoint's)
+                     dtype:str=None,        # 'float16', 'bfloat16' or 'float32' (default 'auto': the checkpoint's)
                      template:str=None,     # conversation template (default: chosen from the model name)
                     ):
     "Convert an official Libra checkpoint into a `libra_nb` model folder (model + processor)."

@@ -4,43 +4,51 @@
 
 # %% ../nbs/14_inference.ipynb #c003
 from __future__ import annotations
-import copy, json, math, uuid, warnings
+import copy, json, math, urllib.request, uuid, warnings
 from pathlib import Path
 import torch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 from transformers import GenerationMixin
 from tqdm.auto import tqdm
-from .core import DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN
+from .core import DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN, hub_offline
 from .checkpoints import local_dir, read_jsonl
 from .imaging import image_pair
 from .conversation import get_template
 from .processing import pad_token_id
 from .modeling import LibraForConditionalGeneration, LibraProcessor
-from .convert import load_official
+from .convert import default_dtype, from_pretrained_kwargs, load_official
 
 # %% auto #0
-__all__ = ['DECODING_PRESETS', 'load_model', 'decoding_kwargs', 'libra_eval', 'answer_line', 'generate_reports', 'read_questions',
-           'chunk', 'libra_nb_generate']
+__all__ = ['DECODING_PRESETS', 'load_model', 'decoding_kwargs', 'is_url', 'fetch_image', 'libra_eval', 'libra_eval_batch',
+           'answer_line', 'generate_reports', 'read_questions', 'chunk', 'libra_nb_generate']
 
 # %% ../nbs/14_inference.ipynb #c007
 @delegates(load_official)
 def load_model(model_path,          # folder or hub id: a libra_nb model, or an official Libra checkpoint
                model_base=None,     # base LLM, for the reference's stage-1 and LoRA layouts
-               device=None,         # default: 'cuda' if available, else 'cpu'
-               dtype=None,          # e.g. 'bfloat16'; default: the checkpoint's
+               device=None,         # default: 'cuda' if available, else 'cpu' (not used with device_map or 8/4-bit)
+               dtype=None,          # default: float16 on CUDA (the reference's), float32 on CPU; 'auto': the checkpoint's
+               device_map=None,     # accelerate placement, e.g. 'auto'
+               attn_implementation:str|None=None, # 'sdpa', 'eager' or 'flash_attention_2'
+               load_in_8bit:bool=False, # 8-bit LLM weights (bitsandbytes, CUDA)
+               load_in_4bit:bool=False, # 4-bit NF4 LLM weights (bitsandbytes, CUDA)
                **kwargs,            # passed to `load_official` (projector, vision_tower, template)
               ) -> tuple[LibraForConditionalGeneration, LibraProcessor]:
     "A Libra model (eval mode, on `device`) and its processor, from a libra_nb folder or any official checkpoint layout."
     d = local_dir(model_path, 'Libra model')
     cfg = json.loads((d/'config.json').read_text()) if (d/'config.json').is_file() else {}
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    placed = device_map is not None or load_in_8bit or load_in_4bit  # from_pretrained puts the weights on their devices
+    opts = dict(device_map=device_map, attn_implementation=attn_implementation, load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit)
+    dtype = dtype if dtype is not None else default_dtype(None if placed else device)
     if cfg.get('model_type') == 'libra_nb' and model_base is None:
-        dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        model = LibraForConditionalGeneration.from_pretrained(d, **({'dtype': dt} if dt is not None else {}))
+        dt = getattr(torch, dtype) if isinstance(dtype, str) and dtype != 'auto' else dtype
+        model = LibraForConditionalGeneration.from_pretrained(d, dtype=dt, **from_pretrained_kwargs(**opts))
         processor = LibraProcessor.from_pretrained(d)
-    else: model, processor = load_official(d, model_base, dtype=dtype, **kwargs)
+    else: model, processor = load_official(d, model_base, dtype=dtype, **opts, **kwargs)
     model.config.name_or_path = str(model_path)
-    return model.to(device or ('cuda' if torch.cuda.is_available() else 'cpu')).eval(), processor
+    return (model if placed else model.to(device)).eval(), processor
 
 # %% ../nbs/14_inference.ipynb #c012
 DECODING_PRESETS = {
@@ -74,6 +82,22 @@ def _with_template(processor:LibraProcessor, conv_mode:str|None) -> LibraProcess
     p = copy.copy(processor); p.template = conv_mode
     return p
 
+# %% ../nbs/14_inference.ipynb #x603cf3
+def is_url(x) -> bool:
+    "True for an http(s) URL string."
+    return isinstance(x, str) and x.startswith(('http://', 'https://'))
+
+def fetch_image(url:str,          # an http(s) URL of an image file (JPEG, PNG, DICOM, ...)
+                timeout:float=60, # seconds to wait for the server
+               ) -> bytes:
+    "The bytes of the file at `url` (for the processor), or an error naming the URL."
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else None
+    if why is None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r: return r.read()
+        except OSError as e: why = str(e)
+    raise OSError(f"Could not download the image {url} ({why}): download it and pass the file's path instead.")
+
 # %% ../nbs/14_inference.ipynb #c019
 def _stop_ids(processor:LibraProcessor) -> list[int]:
     "The ids that end a report: EOS, and the template's stop string when it is one token."
@@ -82,23 +106,48 @@ def _stop_ids(processor:LibraProcessor) -> list[int]:
     stop = tok.convert_tokens_to_ids(get_template(processor.template).stop_str)
     return ids + [stop] if isinstance(stop, int) and stop != tok.unk_token_id and stop not in ids else ids
 
-@torch.no_grad()
-@delegates(GenerationMixin.generate, keep=True, but=['inputs'])
-def _generate(model, processor:LibraProcessor, studies:list, queries:list[str], **kwargs) -> list[str]:
-    "One decoded answer per study (the first sequence when several are returned); kwargs go to `generate`."
+def _inputs(model, processor:LibraProcessor, studies:list, queries:list[str]):
+    "The model inputs of the studies (URLs fetched) and queries, on the model's device and in its dtype."
+    studies = [[fetch_image(im) if is_url(im) else im for im in image_pair(s, f"Study {i}")] for i, s in enumerate(studies)]
     inputs = processor(images=studies, text=queries).to(model.device)
     inputs['pixel_values'] = inputs['pixel_values'].to(model.dtype)
+    return inputs
+
+
+# %% ../nbs/14_inference.ipynb #xdf5c1a
+@torch.no_grad()
+@delegates(GenerationMixin.generate, keep=True, but=['inputs'])
+def _generate_all(model, processor:LibraProcessor, studies:list, queries:list[str], scores:bool=False,
+                  **kwargs) -> tuple[list[list[str]], list|None]:
+    "Every returned answer per study, and (`scores`, beam search) their scores per study, else None; kwargs go to `generate`."
+    inputs = _inputs(model, processor, studies, queries)
     kw = dict(eos_token_id=_stop_ids(processor), pad_token_id=pad_token_id(processor.tokenizer))
-    out = model.generate(**inputs, **(kw | kwargs))
-    out = out[::len(out) // len(studies), inputs['input_ids'].shape[1]:]  # first sequence of each study
-    stop = get_template(processor.template).stop_str
-    return [t.strip().removesuffix(stop).strip() for t in processor.batch_decode(out, skip_special_tokens=True)]
+    out = model.generate(**inputs, **(kw | kwargs), return_dict_in_generate=True, output_scores=scores)
+    stop, r = get_template(processor.template).stop_str, len(out.sequences) // len(studies)
+    texts = [t.strip().removesuffix(stop).strip() for t in processor.batch_decode(out.sequences[:, inputs['input_ids'].shape[1]:],
+                                                                                  skip_special_tokens=True)]
+    s = getattr(out, 'sequences_scores', None) if scores else None  # per-step scores are memory: only when asked for
+    s = None if s is None else [s[i:i + r].tolist() for i in range(0, len(texts), r)]
+    return [texts[i:i + r] for i in range(0, len(texts), r)], s
+
+def _generate(model, processor:LibraProcessor, studies:list, queries:list[str], **kwargs) -> list[str]:
+    "One decoded answer per study (the first sequence when several are returned); kwargs go to `generate`."
+    return [t[0] for t in _generate_all(model, processor, studies, queries, **kwargs)[0]]
 
 # %% ../nbs/14_inference.ipynb #c021
+def _loaded(model_path, model_base, libra_model, conv_mode) -> tuple:
+    "The `(model, processor)` of `libra_model` (ours or the reference's 4-tuple), else loaded from `model_path`."
+    if libra_model is None:
+        if model_path is None: raise ValueError("Pass model_path (a folder or hub id) or libra_model=(model, processor).")
+        libra_model = load_model(model_path, model_base)
+    if len(libra_model) == 4: tok, model, image_processor, _ = libra_model; processor = LibraProcessor(image_processor, tok)
+    else: model, processor = libra_model
+    return model, _with_template(processor, conv_mode)
+
 def libra_eval(model_path=None,       # folder or hub id of the model (see `load_model`)
                model_base=None,       # base LLM for the reference's stage-1 / LoRA layouts
-               image_file=None,       # current image path, or [current, prior]
-               query:str|None=None,   # the request (default: Libra's findings prompt); `<image>\n` is put in front
+               image_file=None,       # current image (path, http(s) URL, PIL image), or [current, prior]
+               query:str|None=None,   # the request (default: Libra's findings prompt), used verbatim after `<image>\n`
                conv_mode:str|None=None, # conversation template; default: the model's
                temperature:float=0.2, # > 0 samples (when num_beams is 1); 0 is greedy
                top_p:float|None=None, # nucleus sampling threshold
@@ -111,14 +160,36 @@ def libra_eval(model_path=None,       # folder or hub id of the model (see `load
     "Generate a report for one study (current image, optional prior) with a Libra model."
     if image_file is None: raise ValueError("libra_eval needs image_file: a current image path, or [current, prior].")
     study = image_pair(image_file, 'image_file')
-    if libra_model is None:
-        if model_path is None: raise ValueError("Pass model_path (a folder or hub id) or libra_model=(model, processor).")
-        libra_model = load_model(model_path, model_base)
-    if len(libra_model) == 4: tok, model, image_processor, _ = libra_model; processor = LibraProcessor(image_processor, tok)
-    else: model, processor = libra_model
-    processor = _with_template(processor, conv_mode)
+    model, processor = _loaded(model_path, model_base, libra_model, conv_mode)
     kw = decoding_kwargs(temperature, top_p, num_beams, length_penalty, num_return_sequences, max_new_tokens)
     return _generate(model, processor, [study], [query or DEFAULT_PROMPT], **kw)[0]
+
+# %% ../nbs/14_inference.ipynb #x08df14
+def libra_eval_batch(model_path=None,     # folder or hub id of the model (see `load_model`)
+                     model_base=None,     # base LLM for the reference's stage-1 / LoRA layouts
+                     images:list=None,    # per sample: an image (path, URL, PIL) or [current, prior]
+                     queries:list=None,   # per sample: the request, used verbatim after `<image>\n`
+                     conv_mode:str|None=None, # conversation template; default: the model's
+                     temperature:float=0.2, # > 0 samples (when num_beams is 1); 0 is greedy
+                     top_p:float|None=None, # nucleus sampling threshold
+                     top_k:int|None=None,   # sampling: keep the k most likely tokens
+                     num_beams:int=1,       # > 1: beam search
+                     num_return_sequences:int=1, # > 1: a list of answers per sample ((text, score) pairs for beam search)
+                     length_penalty:float=1.0, # beam search: exponent of the length normalisation
+                     max_new_tokens:int=128, # the longest report, in tokens
+                     libra_model=None,      # an already loaded `(model, processor)` (or the reference's 4-tuple)
+                    ) -> list:
+    "Reports for a batch of studies in one `generate` call, with the reference's signature and return values."
+    if not isinstance(images, list) or not isinstance(queries, list) or len(images) != len(queries):
+        raise ValueError("libra_eval_batch needs images and queries as two lists of the same length (one entry per sample).")
+    model, processor = _loaded(model_path, model_base, libra_model, conv_mode)
+    many = num_return_sequences is not None and num_return_sequences > 1
+    kw = decoding_kwargs(temperature, top_p, num_beams, length_penalty, num_return_sequences, max_new_tokens) | dict(no_repeat_ngram_size=3)
+    if kw['do_sample'] and top_k is not None: kw['top_k'] = top_k
+    if many: kw['num_return_sequences'] = num_return_sequences
+    texts, scores = _generate_all(model, processor, images, queries, scores=many and num_beams > 1, **kw)
+    if not many: return [t[0] for t in texts]
+    return texts if scores is None else [list(zip(t, s)) for t, s in zip(texts, scores)]
 
 # %% ../nbs/14_inference.ipynb #c029
 def _question(rec:dict, i:int, image_folder) -> dict:  # a record, its row number, the folder of relative paths
@@ -132,11 +203,12 @@ def _question(rec:dict, i:int, image_folder) -> dict:  # a record, its row numbe
         if not human: raise KeyError(f"Record {i} (question_id {qid!r}) has no 'text' query (or human turn in 'conversations').")
         text = human[0]
     imgs = image_pair(rec['image'], f"Record {i} (question_id {qid!r}) 'image'")
-    if image_folder is not None: imgs = [Path(image_folder)/p if isinstance(p, (str, Path)) else p for p in imgs]
-    missing = list(dict.fromkeys(str(p) for p in imgs if isinstance(p, (str, Path)) and not Path(p).is_file()))
+    if image_folder is not None: imgs = [Path(image_folder)/p if isinstance(p, (str, Path)) and not is_url(p) else p for p in imgs]
+    missing = list(dict.fromkeys(str(p) for p in imgs if isinstance(p, (str, Path)) and not is_url(p) and not Path(p).is_file()))
     if missing: raise FileNotFoundError(f"Record {i} (question_id {qid!r}): image file(s) not found: {missing}. "
                                         "Check the paths and pass image_folder if they are relative.")
-    return dict(question_id=qid, images=imgs, text=text.replace(DEFAULT_IMAGE_TOKEN, '').strip())
+    if DEFAULT_IMAGE_TOKEN in text: text = text.replace(DEFAULT_IMAGE_TOKEN, '').strip()  # a tagged turn: the training rule
+    return dict(question_id=qid, images=imgs, text=text)  # an untagged query stays verbatim, as in the reference
 
 # %% ../nbs/14_inference.ipynb #c030
 def answer_line(question_id, # the question's id

@@ -7,13 +7,13 @@ from __future__ import annotations
 import torch
 from fastcore.basics import patch, store_attr
 from transformers import AutoProcessor, BatchFeature, ProcessorMixin
-from .core import IGNORE_INDEX, DEFAULT_PROMPT
+from .core import IGNORE_INDEX, DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN
 from .imaging import image_pair, process_images
-from .conversation import conversation_from_turns, encode_conversations, get_template, single_turn, tokenize_with_image
+from .conversation import conversation_from_turns, encode_conversations, get_template, move_image_first, tokenize_with_image
 from .configuration import LibraConfig
 
 # %% auto #0
-__all__ = ['pad_token_id', 'LibraProcessor', 'pad_sequences', 'LibraDataCollator']
+__all__ = ['pad_token_id', 'LibraProcessor', 'pad_sequences', 'query_turn', 'query_conversation', 'LibraDataCollator']
 
 # %% ../nbs/09b_processing.ipynb #x501883
 def pad_token_id(tokenizer, # a tokenizer (anything with `pad_token_id` and `eos_token_id`)
@@ -62,6 +62,22 @@ def pad_sequences(seqs:list[list[int]], # id sequences of any lengths
         else: out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
     return out
 
+# %% ../nbs/09b_processing.ipynb #x899dba
+def query_turn(query:str, # the request, as the user wrote it
+              ) -> str:
+    "The user turn for `query`: `<image>\\n` + the query verbatim, or, if it holds `<image>` tags, the tags moved first."
+    return move_image_first(query) if DEFAULT_IMAGE_TOKEN in query else DEFAULT_IMAGE_TOKEN + '\n' + query
+
+def query_conversation(query:str,            # the request (see `query_turn`)
+                       answer:str|None=None, # the report (training) or None (the prompt ends with the assistant's role)
+                       template:str='libra_v1', # a registered template name
+                      ):
+    "A one-turn conversation in `template` for `query` (and `answer`)."
+    conv = get_template(template)
+    conv.append_message(conv.roles[0], query_turn(query))
+    conv.append_message(conv.roles[1], answer)
+    return conv
+
 # %% ../nbs/09b_processing.ipynb #c048
 @patch
 def __call__(self:LibraProcessor,
@@ -78,7 +94,7 @@ def __call__(self:LibraProcessor,
         raise ValueError(f"Got {len(text)} queries but {'no' if images is None else len(images)} image entries: "
                          "give one [current, prior] pair (or one image) per query.")
     if answers is not None and len(answers) != len(text): raise ValueError(f"Got {len(text)} queries but {len(answers)} answers.")
-    convs = [single_turn(q, None if answers is None else a, self.template) for q, a in zip(text, answers or [None] * len(text))]
+    convs = [query_conversation(q, None if answers is None else a, self.template) for q, a in zip(text, answers or [None] * len(text))]
     if answers is None: ids, labels = [tokenize_with_image(c.get_prompt(), self.tokenizer) for c in convs], None
     else:
         enc = encode_conversations(convs, self.tokenizer)

@@ -15,7 +15,8 @@ from results_md import append_results
 
 import numpy as np
 
-from libra_nb.metrics import NLG_METRICS, _punkt, evaluate_reports, nltk_wordnet, prepare_report, temporal_f1, tokenize_13a
+from libra_nb.metrics import NLG_METRICS, evaluate_reports, nltk_wordnet, prepare_report, temporal_f1, tokenize_13a
+from libra_nb.nlg import _punkt
 
 # ---------------------------------------------------------------- synthetic reports
 SENTENCES = [

@@ -5,11 +5,12 @@
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
 from pathlib import Path
-import importlib.resources, os
+import functools, importlib.resources, os, sys
+from fastcore.script import is_cli
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'IMAGE_TOKEN_INDEX', 'DEFAULT_IMAGE_TOKEN', 'DEFAULT_PROMPT', 'data_path', 'example_pair',
-           'hub_offline', 'hyphen_to_underscore']
+__all__ = ['IGNORE_INDEX', 'IMAGE_TOKEN_INDEX', 'DEFAULT_IMAGE_TOKEN', 'DEFAULT_PROMPT', 'USER_ERRORS', 'data_path',
+           'example_pair', 'hub_offline', 'hyphen_to_underscore', 'one_line_errors']
 
 # %% ../nbs/00_core.ipynb #c004
 IGNORE_INDEX = -100  # label value skipped by the cross-entropy loss (PyTorch's default ignore_index)
@@ -47,3 +48,17 @@ def hyphen_to_underscore(argv:list[str] # command-line arguments, e.g. `sys.argv
         name, eq, value = a[2:].partition('=')
         return '--' + name.replace('-', '_') + eq + value
     return [fix(a) for a in argv]
+
+# %% ../nbs/00_core.ipynb #x282bda
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, RuntimeError)  # what a console script reports in one line
+
+def one_line_errors(func): # the function a console script runs; put this decorator UNDER `@call_parse`
+    "When run as a console script: user errors become one line on stderr and exit status 1 (`LIBRA_NB_DEBUG=1`: traceback)."
+    @functools.wraps(func)
+    def _f(*args, **kwargs):
+        if not is_cli() or os.environ.get('LIBRA_NB_DEBUG', '').lower() in ('1', 'true', 'yes'): return func(*args, **kwargs)
+        try: return func(*args, **kwargs)
+        except USER_ERRORS as e:
+            msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            sys.exit(f"{func.__name__}: {type(e).__name__}: {' '.join(msg.split())}")
+    return _f

@@ -56,7 +56,8 @@ def one_line_errors(func): # the function a console script runs; put this decora
     "When run as a console script: user errors become one line on stderr and exit status 1 (`LIBRA_NB_DEBUG=1`: traceback)."
     @functools.wraps(func)
     def _f(*args, **kwargs):
-        if not is_cli() or os.environ.get('LIBRA_NB_DEBUG', '').lower() in ('1', 'true', 'yes'): return func(*args, **kwargs)
+        running = is_cli(getattr(sys.modules.get(func.__module__), func.__name__, None))  # this console script, not just any
+        if not running or os.environ.get('LIBRA_NB_DEBUG', '').lower() in ('1', 'true', 'yes'): return func(*args, **kwargs)
         try: return func(*args, **kwargs)
         except USER_ERRORS as e:
             msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11b_clinical.ipynb #x27bffb
 from __future__ import annotations
-import importlib.util, json, os, subprocess, sys, tempfile
+import importlib.util, json, os, pickle, subprocess, sys, tempfile
 from pathlib import Path
 import numpy as np
 from .core import hub_offline
@@ -33,6 +33,14 @@ def _device(device=None) -> str:
     return device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
 # %% ../nbs/11b_clinical.ipynb #c050
+def _bertscore_layer(model:str) -> int:
+    "bert-score's layer for a local folder: that of `distilbert-base-uncased` for a 6-layer DistilBERT, else the model's depth."
+    from transformers import AutoConfig
+    from bert_score.utils import model2layers
+    cfg = AutoConfig.from_pretrained(model)
+    if cfg.model_type == 'distilbert' and cfg.num_hidden_layers == 6: return model2layers['distilbert-base-uncased']
+    return cfg.num_hidden_layers
+
 def bertscore(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
               model:str='distilbert-base-uncased', # hub id or local folder
@@ -44,9 +52,7 @@ def bertscore(predictions:list[str], # generated reports
     _require('BERTScore', _missing_package('bert_score', 'bert-score') + _missing_hub_weights(model, 'the BERTScore encoder'))
     from bert_score import BERTScorer
     from bert_score.utils import model2layers
-    if num_layers is None:
-        from transformers import AutoConfig
-        num_layers = model2layers.get(model) or AutoConfig.from_pretrained(model).num_hidden_layers
+    if num_layers is None: num_layers = model2layers.get(model) or _bertscore_layer(model)
     try: scorer = BERTScorer(model_type=model, num_layers=num_layers, batch_size=batch_size, device=_device(device))
     except OSError as e: raise MetricUnavailable(f"BERTScore could not load `{model}`: {e}") from e
     out = np.zeros(len(predictions))
@@ -140,7 +146,10 @@ def load_chexbert(checkpoint:str|None=None, # `chexbert.pth` (default: f1chexber
     _require('CheXbert F1', probs)
     from transformers import AutoConfig, AutoTokenizer
     model = _chexbert_model(AutoConfig.from_pretrained(bert))
-    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    try: state = torch.load(ckpt, map_location='cpu', weights_only=True)  # tensors and plain containers only: no pickled code runs
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{ckpt} holds objects other than tensors, so it is not loaded (unpickling could run code): "
+                         f"use the `chexbert.pth` of StanfordAIMI/RRG_scorers. ({str(e).splitlines()[0]})") from e
     state = {k.removeprefix('module.'): v for k, v in state.get('model_state_dict', state).items()}
     missing, _ = model.load_state_dict(state, strict=False)
     if missing := [k for k in missing if not k.endswith('position_ids')]:

@@ -4,16 +4,16 @@
 
 # %% ../nbs/14_inference.ipynb #c003
 from __future__ import annotations
-import copy, json, math, urllib.request, uuid, warnings
+import copy, json, math, sys, urllib.request, uuid, warnings
 from pathlib import Path
 import torch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 from transformers import GenerationMixin
 from tqdm.auto import tqdm
-from .core import DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN, hub_offline
+from .core import DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN, hub_offline, one_line_errors
 from .checkpoints import local_dir, read_jsonl
-from .imaging import image_pair
+from .imaging import ImageLoadError, image_pair
 from .conversation import get_template
 from .processing import pad_token_id
 from .modeling import LibraForConditionalGeneration, LibraProcessor
@@ -220,32 +220,61 @@ def answer_line(question_id, # the question's id
     return dict(question_id=question_id, prompt=prompt, text=text, answer_id=uuid.uuid4().hex, model_id=model_id, metadata={})
 
 # %% ../nbs/14_inference.ipynb #c031
+def _answered(answers_file) -> list[dict]:
+    "The complete answer lines already in `answers_file` (a last line cut off by a kill is dropped from the file)."
+    path = Path(answers_file)
+    if not path.is_file(): return []
+    with open(path, encoding='utf-8', newline='') as f: lines = f.read().split('\n')  # '\n' only: a report may hold U+2028
+    done = [json.loads(l) for l in lines[:-1] if l.strip()]
+    if lines[-1]: path.write_text(''.join(json.dumps(a) + '\n' for a in done))  # drop the partial last line
+    return done
+
+def _answer_batch(model, processor, b:list[dict], model_id:str, kw:dict) -> tuple[list[dict], list[str]]:
+    "Answers for the questions `b`, and one line per question skipped because an image of it cannot be read."
+    try: texts = _generate(model, processor, [q['images'] for q in b], [q['text'] for q in b], **kw)
+    except ImageLoadError as e:
+        if len(b) == 1: return [], [f"question_id {b[0]['question_id']!r}: {e}"]
+        out, bad = [], []
+        for q in b:  # find the bad study: the others of its batch are still answered
+            a, s = _answer_batch(model, processor, [q], model_id, kw); out += a; bad += s
+        return out, bad
+    return [answer_line(q['question_id'], q['text'], t, model_id) for q, t in zip(b, texts)], []
+
 @delegates(GenerationMixin.generate, keep=True, but=['inputs'])
 def generate_reports(model:LibraForConditionalGeneration, # a loaded Libra model (see `load_model`)
                      processor:LibraProcessor,            # its processor
                      records,                  # question dicts (question_id, image, text) or Libra JSON records
                      batch_size:int=8,         # studies per `generate` call
                      image_folder=None,        # folder that relative image paths start from
-                     answers_file=None,        # if given, the answers are written there as JSONL
+                     answers_file=None,        # if given, each answer is appended there (JSONL, flushed per batch)
                      model_id:str|None=None,   # the answers' model_id (default: the model's name_or_path)
                      conv_mode:str|None=None,  # conversation template; default: the processor's
+                     resume:bool=False,        # keep the answers already in `answers_file` and skip their question_ids
                      **kwargs,                 # passed to `generate` (e.g. `**decoding_kwargs(**DECODING_PRESETS['paper'])`); default greedy
                     ) -> list[dict]:
-    "Generate a report per record in batches; the reference's answer dicts (and JSONL file)."
+    "Generate a report per record in batches, writing each batch's answers as they come; the new answer dicts."
     qs = [_question(r, i, image_folder) for i, r in enumerate(records)]
     processor = _with_template(processor, conv_mode)
     kw = kwargs or decoding_kwargs(temperature=0)
     model_id = model_id or Path(str(model.config.name_or_path or 'libra')).name
-    out = []
-    with tqdm(total=len(qs), desc='generating reports', unit='study') as bar:
-        for s in range(0, len(qs), batch_size):
-            b = qs[s:s + batch_size]
-            texts = _generate(model, processor, [q['images'] for q in b], [q['text'] for q in b], **kw)
-            out += [answer_line(q['question_id'], q['text'], t, model_id) for q, t in zip(b, texts)]
-            bar.update(len(b))
     if answers_file is not None:
+        done = {a.get('question_id') for a in _answered(answers_file)} if resume else set()
+        qs = [q for q in qs if q['question_id'] not in done]
         Path(answers_file).parent.mkdir(parents=True, exist_ok=True)
-        Path(answers_file).write_text(''.join(json.dumps(a) + '\n' for a in out))
+    f = open(answers_file, 'a' if resume else 'w', encoding='utf-8') if answers_file is not None else None
+    out, skipped = [], []
+    try:
+        with tqdm(total=len(qs), desc='generating reports', unit='study') as bar:
+            for s in range(0, len(qs), batch_size):
+                b = qs[s:s + batch_size]
+                answers, bad = _answer_batch(model, processor, b, model_id, kw)
+                for msg in bad: warnings.warn(f"Skipped {msg}")
+                out += answers; skipped += bad
+                if f: f.write(''.join(json.dumps(a) + '\n' for a in answers)); f.flush()
+                bar.update(len(b))
+    finally:
+        if f: f.close()
+    if skipped: warnings.warn(f"{len(skipped)} of {len(qs)} studies skipped because an image could not be read (named above).")
     return out
 
 # %% ../nbs/14_inference.ipynb #c042
@@ -265,6 +294,7 @@ def chunk(records:list,     # the questions
 
 # %% ../nbs/14_inference.ipynb #c044
 @call_parse
+@one_line_errors
 def libra_nb_generate(model_path:str,          # libra_nb model or official Libra checkpoint (folder or hub id)
                       questions:str,           # questions JSONL: question_id, image ([current, prior] or [current]), text
                       answers:str,             # answers JSONL to write
@@ -283,6 +313,7 @@ def libra_nb_generate(model_path:str,          # libra_nb model or official Libr
                       device:str=None,         # e.g. 'cuda:0' (default: cuda if available)
                       dtype:str=None,          # e.g. 'bfloat16' (default: the checkpoint's)
                       model_id:str=None,       # model_id in the answers (default: the model folder's name)
+                      resume:bool=False,       # continue an interrupted `answers` file: skip the question_ids it already holds
                      ):
     "Generate reports for an evaluation questions JSONL and write the reference's answers JSONL."
     if preset is not None and preset not in DECODING_PRESETS: raise ValueError(f"Unknown preset {preset!r}; use one of {list(DECODING_PRESETS)}.")
@@ -290,6 +321,10 @@ def libra_nb_generate(model_path:str,          # libra_nb model or official Libr
     kw = decoding_kwargs(**(DECODING_PRESETS.get(preset, {}) | {k: v for k, v in given.items() if v is not None}))
     qs = chunk(read_questions(questions), num_chunks, chunk_idx)
     model, processor = load_model(model_path, model_base, device=device, dtype=dtype)
+    before = len(_answered(answers)) if resume else 0
     out = generate_reports(model, processor, qs, batch_size=batch_size, image_folder=image_folder, answers_file=answers,
-                           model_id=model_id or Path(model_path).name, conv_mode=conv_mode, **kw)
-    print(f"Wrote {len(out)} answers to {answers}")
+                           model_id=model_id or Path(model_path).name, conv_mode=conv_mode, resume=resume, **kw)
+    print(f"Wrote {len(out)} answers to {answers}" + (f" ({before} were there already)" if resume else ''))
+    if missing := len(qs) - before - len(out):
+        sys.exit(f"libra_nb_generate: {missing} of {len(qs)} studies were skipped because an image could not be read "
+                 f"(named in the warnings above); fix or remove them and rerun with --resume.")

@@ -4,13 +4,12 @@
 
 # %% ../nbs/11d_metrics.ipynb #xede4c8
 from __future__ import annotations
-import sys
+import json, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.meta import delegates
 from fastcore.script import call_parse, Param
-from .core import hyphen_to_underscore
-from .checkpoints import read_jsonl
+from .core import hyphen_to_underscore, one_line_errors
 from .evaluation import ReportScores, evaluate_reports, resolve_metrics
 from .nlg import MetricUnavailable
 # re-exported: the metrics live in libra_nb.nlg, libra_nb.clinical and libra_nb.evaluation now
@@ -111,16 +110,34 @@ def plot_scores(results:dict[str, ReportScores]|ReportScores, # system name -> s
 # %% ../nbs/11d_metrics.ipynb #c101
 TEXT_FIELDS = ('reference', 'findings', 'impression', 'text')
 
+def _jsonl_records(path:Path, what:str) -> list[dict]:
+    "The objects of a JSONL file, split at '\\n' only (a report may hold U+2028 or U+0085); errors name the file and line."
+    if not path.is_file(): raise FileNotFoundError(f"The {what} file {path} does not exist.")
+    with open(path, encoding='utf-8', newline='') as f: text = f.read()
+    if text.lstrip().startswith('['):
+        raise ValueError(f"{path} is a JSON array, but Libra's {what} files are JSONL: one JSON object per line.")
+    out = []
+    for n, line in enumerate(text.split('\n'), 1):
+        if not line.strip(): continue
+        try: rec = json.loads(line)
+        except json.JSONDecodeError as e: raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg}).") from e
+        if not isinstance(rec, dict): raise ValueError(f"{path}, line {n}: a JSON {type(rec).__name__}, not one JSON object.")
+        out.append(rec)
+    return out
+
 def read_reports_jsonl(path:str|Path # a Libra questions file (with the reference) or answers file (with the generated `text`)
                       ) -> tuple[list, list[str]]:
     "`(question_ids, texts)` from a Libra JSONL file (text = first of `TEXT_FIELDS`)."
     ids, texts = [], []
-    for i, rec in enumerate(read_jsonl(path, 'reports'), 1):
+    for i, rec in enumerate(_jsonl_records(Path(path), 'reports'), 1):
         field = next((f for f in TEXT_FIELDS if f in rec), None)
         if field is None or 'question_id' not in rec:
             miss = 'question_id' if 'question_id' not in rec else f"text field (one of {', '.join(TEXT_FIELDS)})"
             raise KeyError(f"{path}, record {i}: no {miss}; the record has keys {sorted(rec)}.")
-        ids.append(rec['question_id']); texts.append(str(rec[field] or ''))
+        if not isinstance(rec[field], str):
+            raise ValueError(f"{path}, record {i} (question_id {rec['question_id']!r}): {field!r} is {json.dumps(rec[field])}, not a string; "
+                             "write the report, or \"\" for an empty one.")
+        ids.append(rec['question_id']); texts.append(rec[field])
     return ids, texts
 
 @delegates(evaluate_reports, but=['predictions', 'references', 'metrics'])
@@ -140,7 +157,17 @@ def evaluate_jsonl(references:str|Path,  # JSONL with `question_id` and the refe
     return evaluate_reports(preds, refs, metrics=metrics, **kwargs)
 
 # %% ../nbs/11d_metrics.ipynb #c103
+def _append_row(row:pd.DataFrame, path:Path):
+    "Append `row` to the CSV `path` under its header (columns reordered to match), or refuse when the columns differ."
+    if not path.exists() or path.stat().st_size == 0: return row.to_csv(path, index=False)
+    header = list(pd.read_csv(path, nrows=0).columns)
+    if set(header) != set(row.columns):
+        raise ValueError(f"{path} has the columns {header}, but these scores are {list(row.columns)}: "
+                         "pass another --save_to_csv file, or the same --metrics as the rows already there.")
+    row[header].to_csv(path, mode='a', header=False, index=False)
+
 @call_parse
+@one_line_errors
 def libra_nb_evaluate(references:Param("JSONL with `question_id` and the reference text", str, required=True)=None, # JSONL with `question_id` and the reference text
                       predictions:Param("JSONL with `question_id` and the generated `text`", str, required=True)=None, # JSONL with `question_id` and the generated `text`
                       save_to_csv:str=None, # CSV to append one row of scores to
@@ -150,15 +177,14 @@ def libra_nb_evaluate(references:Param("JSONL with `question_id` and the referen
                       samples_csv:str=None, # also write the per-sample table here
                      ):
     "Score generated radiology reports against references with Libra's metrics."
-    try: res = evaluate_jsonl(references, predictions, metrics=metrics)
-    except (MetricUnavailable, ValueError, KeyError, FileNotFoundError) as e: sys.exit(f"libra_nb_evaluate: {e}")
+    res = evaluate_jsonl(references, predictions, metrics=metrics)
     table = bootstrap_ci(res, n_boot) if n_boot else pd.DataFrame({'score': res.corpus})
     print(table.round(2).to_string())
     if samples_csv: res.samples.to_csv(samples_csv, index=False)
     if save_to_csv:
         row = pd.DataFrame([{k: round(v, 2) for k, v in res.corpus.items()}])
         row.insert(0, 'Model Name', model_name or Path(predictions).stem)
-        row.to_csv(save_to_csv, mode='a', header=not Path(save_to_csv).exists(), index=False)
+        _append_row(row, Path(save_to_csv))
 
 if Path((getattr(sys, 'argv', None) or [''])[0]).name == 'libra_nb_evaluate':  # the console script: upstream's `--save-to-csv` works too
     sys.argv[1:] = hyphen_to_underscore(sys.argv[1:])

@@ -161,6 +161,9 @@ def rouge_l(predictions:list[str], # generated reports
         lcs = lcs_length(rt, pt)
         prec, rec = (lcs / len(pt), lcs / len(rt)) if pt and rt else (0., 0.)
         out.append(2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.)
+    if n := sum(bool(p.strip() and r.strip()) and not (toks(p) and toks(r)) for p, r in zip(predictions, references)):
+        warnings.warn(f"ROUGE-L: {n} report pair(s) have text that rouge-score's tokenizer reduces to nothing (it keeps only "
+                      "a-z and 0-9, so non-Latin reports score 0 even when identical); transliterate or use another metric for them.")
     return np.array(out)
 
 # %% ../nbs/11a_nlg.ipynb #c031

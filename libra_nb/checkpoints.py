@@ -44,7 +44,7 @@ def read_jsonl(path,                # a JSONL file: one JSON object per line
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"The {what} file {path} does not exist.")
     out = []
-    for n, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding='utf-8').split('\n'), 1):  # not splitlines(): reports may hold U+2028/U+0085
         if not line.strip(): continue
         try: rec = json.loads(line)
         except json.JSONDecodeError as e: raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg}).") from e

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12d_train.ipynb #x83244c
 from __future__ import annotations
-import importlib.resources, inspect, json, os, socket, sys
+import importlib.resources, inspect, json, os, socket, sys, warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
@@ -15,7 +15,9 @@ from transformers import AutoTokenizer
 from .imaging import rad_dino_processor
 from .vision import RAD_DINO
 from .tac import load_projector_state_dict
-from .dataset import LibraDataset
+from .core import IGNORE_INDEX, one_line_errors
+from .conversation import conversation_from_turns, encode_conversations
+from .dataset import LibraDataset, validate_dataset
 from .modeling import LibraForConditionalGeneration, LibraProcessor, LibraDataCollator
 # re-exported: these live in libra_nb.stages, libra_nb.saving and libra_nb.trainer now
 from .stages import (MIXED_PRECISION, TrainConfig, PAPER_STAGES, is_lora_param, trainable_report, set_trainable,
@@ -32,12 +34,12 @@ _all_ = ['MIXED_PRECISION', 'TrainConfig', 'PAPER_STAGES', 'is_lora_param', 'tra
 
 # %% auto #0
 __all__ = ['CLI_OWN_OPTIONS', 'accelerate_config', 'free_port', 'cpu_launch_command', 'load_for_training', 'train_options',
-           'with_train_options', 'cli_config', 'libra_nb_train', 'MIXED_PRECISION', 'TrainConfig', 'PAPER_STAGES',
-           'is_lora_param', 'trainable_report', 'set_trainable', 'no_decay_names', 'param_groups', 'upcast_trainables',
-           'ensure_lora', 'TRAINER_STATE', 'checkpoint_step', 'list_checkpoints', 'latest_checkpoint', 'replace_dir',
-           'projector_state_dict', 'save_stage_outputs', 'EpochSampler', 'TrainerState', 'NonFiniteLoss',
-           'tracker_name', 'resolve_mixed_precision', 'make_accelerator', 'LibraTrainer', 'teacher_forced_ids',
-           'InTrainingMetrics', 'plot_history']
+           'with_train_options', 'cli_config', 'check_training_data', 'libra_nb_train', 'MIXED_PRECISION',
+           'TrainConfig', 'PAPER_STAGES', 'is_lora_param', 'trainable_report', 'set_trainable', 'no_decay_names',
+           'param_groups', 'upcast_trainables', 'ensure_lora', 'TRAINER_STATE', 'checkpoint_step', 'list_checkpoints',
+           'latest_checkpoint', 'replace_dir', 'projector_state_dict', 'save_stage_outputs', 'EpochSampler',
+           'TrainerState', 'NonFiniteLoss', 'tracker_name', 'resolve_mixed_precision', 'make_accelerator',
+           'LibraTrainer', 'teacher_forced_ids', 'InTrainingMetrics', 'plot_history']
 
 # %% ../nbs/12d_train.ipynb #c064
 def accelerate_config(name:str # 'single_gpu', 'ddp', 'zero2', 'zero3' or 'fsdp'
@@ -127,8 +129,46 @@ def cli_config(stage:int,               # 1 or 2
     file = json.loads(Path(config).read_text()) if config else {}
     return TrainConfig.for_stage(stage, **{**file, **given})
 
+# %% ../nbs/12d_train.ipynb #x18896a
+def _label_counts(records:list, processor, max_length:int) -> tuple[list, int, int]:
+    "Per record: labelled tokens left after truncation to `max_length` (None: no conversation); records truncated; labels cut."
+    counts, truncated, cut = [], 0, 0
+    for r in records:
+        try: conv = conversation_from_turns(r['conversations'], processor.template)
+        except (KeyError, ValueError, TypeError, AttributeError): counts.append(None); continue
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # a fully masked sample shows up as 0 labels here
+            enc = encode_conversations([conv], processor.tokenizer)
+        ids, labels = enc['input_ids'][0], enc['labels'][0]
+        n_all, n_kept = sum(l != IGNORE_INDEX for l in labels), sum(l != IGNORE_INDEX for l in labels[:max_length])
+        counts.append(n_kept); truncated += len(ids) > max_length; cut += n_all - n_kept
+    return counts, truncated, cut
+
+def check_training_data(dataset:LibraDataset, # a training or validation set
+                        processor,            # the `LibraProcessor` (tokenizer and template) of the run
+                        max_length:int,       # `TrainConfig.model_max_length`
+                        name:str='training set', # for the messages
+                       ) -> LibraDataset:
+    "The records of `dataset` that can train, with a warning that counts those skipped and truncated; an error when none has a label."
+    probs = validate_dataset(dataset.records, dataset.image_folder)
+    bad = set(probs['index'][probs.problem != 'duplicate id'])
+    counts, truncated, cut = _label_counts(dataset.records, processor, max_length)
+    keep = [i for i, c in enumerate(counts) if i not in bad and c]
+    skipped = len(counts) - len(keep)
+    if not keep:
+        kinds = probs.problem.value_counts().to_dict()
+        raise ValueError(f"The {name} has no trainable tokens: none of its {len(counts)} records has a labelled answer token left "
+                         f"(validator: {kinds or 'no problems'}; model_max_length {max_length} cuts {cut} answer tokens). Fix the "
+                         "records (see `validate_dataset`) or raise model_max_length.")
+    if skipped or truncated:
+        kinds = probs[probs['index'].isin(bad)].drop_duplicates('index').problem.value_counts().to_dict()
+        warnings.warn(f"{name}: {skipped} of {len(counts)} records skipped ({kinds or 'no labelled token after truncation'}); "
+                      f"{truncated} truncated to model_max_length={max_length} ({cut} answer tokens cut).")
+    return LibraDataset([dataset.records[i] for i in keep], dataset.image_folder)
+
 # %% ../nbs/12d_train.ipynb #xe9cf7c
 @call_parse
+@one_line_errors
 @with_train_options
 def libra_nb_train(stage:int=None,                  # (required) 1: align the TAC (all else frozen); 2: LoRA on the LLM (TAC frozen)
                    data_path:str=None,              # (required) training set: a Libra dataset JSON (see `libra_nb_build`)
@@ -150,11 +190,13 @@ def libra_nb_train(stage:int=None,                  # (required) 1: align the TA
     if stage is None or data_path is None or output_dir is None:
         raise ValueError("libra_nb_train needs --stage (1 or 2), --data_path (a Libra dataset JSON) and --output_dir; see --help.")
     cfg = cli_config(stage, output_dir, config, options, no_gradient_checkpointing, merge_lora, cpu)
+    train = LibraDataset(data_path, image_folder)  # read before the model loads, so a wrong path fails at once
+    val = LibraDataset(validation_data_path, image_folder) if validation_data_path else None
     mp = resolve_mixed_precision(cfg) or os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
     model, processor = load_for_training(model_name_or_path, vision_tower, language_model, pretrain_mm_mlp_adapter,
                                          dtype={'bf16': torch.bfloat16, 'fp16': torch.float16}.get(mp), attn_implementation=attn_implementation)
-    train = LibraDataset(data_path, image_folder)
-    val = LibraDataset(validation_data_path, image_folder) if validation_data_path else None
+    train = check_training_data(train, processor, cfg.model_max_length)
+    if val is not None: val = check_training_data(val, processor, cfg.model_max_length, 'validation set')
     metrics = None if no_metrics or val is None else InTrainingMetrics(processor.tokenizer)
     tr = LibraTrainer(model, cfg, train, val, collate_fn=LibraDataCollator(processor, max_length=cfg.model_max_length), metrics=metrics)
     try: tr.fit()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12c_trainer.ipynb #xa44cf2
 from __future__ import annotations
-import json, math, os, shutil, warnings
+import json, math, os, pickle, shutil, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Callable
@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from fastcore.basics import patch, store_attr
 from tqdm.auto import tqdm
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import DistributedType, is_tensorboard_available, set_seed
+from accelerate.utils import DistributedType, is_tensorboard_available, set_seed, load as accelerate_load
 from safetensors import safe_open
 from transformers import get_cosine_schedule_with_warmup
 from .core import IGNORE_INDEX
@@ -22,8 +22,8 @@ from .stages import TrainConfig, set_trainable, param_groups, upcast_trainables,
 from .saving import TRAINER_STATE, latest_checkpoint, list_checkpoints, replace_dir, save_stage_outputs
 
 # %% auto #0
-__all__ = ['EpochSampler', 'TrainerState', 'NonFiniteLoss', 'tracker_name', 'resolve_mixed_precision', 'make_accelerator',
-           'LibraTrainer', 'teacher_forced_ids', 'InTrainingMetrics', 'plot_history']
+__all__ = ['SCHEDULER_STATE', 'EpochSampler', 'TrainerState', 'NonFiniteLoss', 'tracker_name', 'resolve_mixed_precision',
+           'make_accelerator', 'LibraTrainer', 'teacher_forced_ids', 'InTrainingMetrics', 'plot_history']
 
 # %% ../nbs/12c_trainer.ipynb #c022
 class EpochSampler(Sampler):
@@ -88,6 +88,9 @@ class LibraTrainer:
                  callbacks=(),                  # `cb(trainer, event)` for events 'step', 'evaluate', 'save'
                  accelerator:Accelerator|None=None): # default `make_accelerator(cfg)`
         store_attr()
+        if len(train_dataset) == 0: raise ValueError(
+            "The training set is empty (0 samples): there is nothing to train on. Check the dataset file (e.g. with "
+            "`libra_nb.dataset.validate_dataset`) or the split/view filters that built it.")
         self.accelerator = acc = accelerator or make_accelerator(cfg)
         self.state = TrainerState()
         set_seed(cfg.seed)
@@ -105,7 +108,7 @@ class LibraTrainer:
         self.steps_per_epoch = math.ceil(len(self.train_dl) / acc.gradient_accumulation_steps)  # DeepSpeed's config may set it
         self.max_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.num_train_epochs * self.steps_per_epoch)
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, math.ceil(cfg.warmup_ratio * self.max_steps), self.max_steps)
-        acc.register_for_checkpointing(self.scheduler)
+        # the schedule is saved as JSON by `save_checkpoint`, not registered with Accelerate (which would unpickle it on resume)
         acc.register_save_state_pre_hook(self._keep_trainables)
         acc.register_load_state_pre_hook(self._check_trainables)
         if acc.log_with: acc.init_trackers(f'libra_stage{cfg.stage}', config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
@@ -307,6 +310,14 @@ class InTrainingMetrics:
         return nlg_scores(preds, refs, metrics=self.metrics)
 
 # %% ../nbs/12c_trainer.ipynb #c043
+SCHEDULER_STATE = 'scheduler_state.json'  # the LR schedule's state: a dict of numbers, so JSON (never a pickle)
+
+@patch
+def _run_shape(self:LibraTrainer) -> dict:
+    "What fixes the meaning of a data position: a resume must have the same."
+    return {'per_device_train_batch_size': self.cfg.per_device_train_batch_size, 'train_samples': len(self.train_dataset),
+            'gradient_accumulation_steps': self.accelerator.gradient_accumulation_steps, 'num_processes': self.accelerator.num_processes}
+
 @patch
 def save_checkpoint(self:LibraTrainer) -> Path:
     "Write `output_dir/checkpoint-<step>` atomically; returns its path."
@@ -319,8 +330,9 @@ def save_checkpoint(self:LibraTrainer) -> Path:
     acc.wait_for_everyone()
     if acc.is_main_process:
         with open(tmp/TRAINER_STATE, 'w') as f:
-            json.dump({**asdict(self.state), 'train_config': asdict(self.cfg), 'num_processes': acc.num_processes}, f, indent=1)
+            json.dump({**asdict(self.state), 'train_config': asdict(self.cfg), **self._run_shape()}, f, indent=1)
             f.flush(); os.fsync(f.fileno())
+        (tmp/SCHEDULER_STATE).write_text(json.dumps(self.scheduler.state_dict()))
         replace_dir(tmp, final)
         if self.cfg.save_total_limit:
             for old in list_checkpoints(out)[:-self.cfg.save_total_limit]: shutil.rmtree(old, ignore_errors=True)
@@ -329,6 +341,30 @@ def save_checkpoint(self:LibraTrainer) -> Path:
     return final
 
 # %% ../nbs/12c_trainer.ipynb #x695752
+@patch
+def _check_run_shape(self:LibraTrainer, path:Path, saved:dict):
+    old = {**{k: saved.get('train_config', {}).get(k) for k in ('per_device_train_batch_size', 'gradient_accumulation_steps')},
+           'num_processes': saved.get('num_processes', 1), **{k: v for k, v in saved.items() if k in self._run_shape()}}
+    diff = [f"{k} {old[k]} -> {v}" for k, v in self._run_shape().items() if old.get(k) is not None and old[k] != v]
+    if diff: raise ValueError(
+        f"Cannot resume from {path}: {', '.join(diff)} (checkpoint -> this run). Its data position (epoch {saved.get('epoch')}, "
+        f"batch {saved.get('batch_in_epoch')}) means other samples now; resume with the checkpoint's values or start afresh.")
+
+@patch
+def _check_random_states(self:LibraTrainer, path:Path):
+    f = path/f'random_states_{self.accelerator.process_index}.pkl'
+    if not f.is_file():
+        warnings.warn(f"{f} is missing: the run resumes with fresh random states (dropout differs from the interrupted run)."); return
+    try: accelerate_load(f, weights_only=True)  # the same safe load Accelerate does, which only logs a failure
+    except Exception as e: raise ValueError(f"{f} is corrupt or not a random-state file ({type(e).__name__}: "
+                                            f"{' '.join(str(e).split())[:200]}); resume from another checkpoint.") from e
+
+@patch
+def _load_schedule(self:LibraTrainer, path:Path, step:int):
+    if (path/SCHEDULER_STATE).is_file(): return self.scheduler.load_state_dict(json.loads((path/SCHEDULER_STATE).read_text()))
+    with warnings.catch_warnings():  # the cosine schedule is a function of the step: put it there
+        warnings.simplefilter('ignore'); self.scheduler.last_epoch = step - 1; self.scheduler.step()
+
 @patch
 def resume(self:LibraTrainer, path # a `checkpoint-N` folder, or 'latest'
           ) -> Path|None:
@@ -341,11 +377,16 @@ def resume(self:LibraTrainer, path # a `checkpoint-N` folder, or 'latest'
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no {TRAINER_STATE}); complete ones in "
                                 f"{path.parent}: {[p.name for p in list_checkpoints(path.parent)]}")
     saved = json.loads((path/TRAINER_STATE).read_text())
-    if saved.get('num_processes', 1) != self.accelerator.num_processes:
-        warnings.warn(f"{path} was written by {saved['num_processes']} processes, resuming with {self.accelerator.num_processes}: "
-                      "the data split and RNG streams differ, so the run will not repeat the interrupted one exactly.")
-    self.accelerator.load_state(str(path), strict=False)
+    if pkl := sorted(p.name for p in path.glob('custom_checkpoint_*.pkl')): raise ValueError(
+        f"{path} holds {pkl}: pickles (an earlier libra_nb's LR schedule, or another program's state), which libra_nb never "
+        f"loads because unpickling can run code. Delete them to resume: the schedule is read from {SCHEDULER_STATE} or recomputed from the step.")
+    self._check_run_shape(path, saved); self._check_random_states(path)
+    try: self.accelerator.load_state(str(path), strict=False, load_kwargs={'weights_only': True})
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as e:
+        raise ValueError(f"Cannot load the model/optimiser state of {path} ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                         "it is corrupt or not written by libra_nb: resume from another checkpoint.") from e
     self.state = TrainerState(**{f.name: saved[f.name] for f in fields(TrainerState)})
+    self._load_schedule(path, self.state.global_step)
     return path
 
 # %% ../nbs/12c_trainer.ipynb #c046

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
 from .vision import RAD_DINO, load_vision_encoder
 from .tac import load_projector_state_dict
@@ -153,20 +155,42 @@ def _processor(official:dict, vision_tower, dirs, template, text_config) -> Libr
 # %% ../nbs/13_convert.ipynb #c029
 _PROJECTOR_FILES = ['mm_tac_projector.bin', 'mm_projector.bin']
 
+def _read_weights(read, path) -> dict:
+    "`read(path)` (a weights reader), with an error naming the file(s) when one is empty, truncated or corrupt."
+    try: return read(path)
+    except FileNotFoundError: raise
+    except (SafetensorError, RuntimeError, OSError, EOFError) as e:
+        p = Path(path) if isinstance(path, (str, Path)) else None
+        sizes = '' if p is None or not p.is_dir() else ' Its weight files: ' + ', '.join(
+            f"{o.name} ({o.stat().st_size:,} bytes)" for o in sorted(p.iterdir()) if o.suffix in ('.safetensors', '.bin')) + '.'
+        raise ValueError(f"Cannot read the weights in {path}: the file is empty, truncated or corrupt ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]}).{sizes} An interrupted download or copy does this: fetch the file again.") from e
+
 def _projector_weights(projector, d:Path) -> dict:
     "Reference-named projector weights from `projector`, else from a projector file in `d` (empty if none)."
     f = projector if projector is not None else next((d/n for n in _PROJECTOR_FILES if (d/n).is_file()), None)
-    return {} if f is None else {'model.mm_projector.' + k: v for k, v in load_projector_state_dict(f).items()}
+    return {} if f is None else {'model.mm_projector.' + k: v for k, v in _read_weights(load_projector_state_dict, f).items()}
 
 _NON_LORA_FILES = ['non_lora_trainables.bin', 'non_lora_trainables.safetensors']
 
 def _weights(d:Path, base:Path|None, projector, is_lora:bool) -> dict:
     "Reference-named weights: the base's (else the folder's), a projector file's, then a LoRA folder's non-LoRA trainables."
-    sd = read_state_dict(base if base is not None else d) | _projector_weights(projector, d)
+    sd = _read_weights(read_state_dict, base if base is not None else d) | _projector_weights(projector, d)
     f = next((d/n for n in _NON_LORA_FILES if (d/n).is_file()), None) if is_lora else None
-    return sd if f is None else sd | {strip_peft_prefix(k): v for k, v in read_state_dict(f).items()}
+    return sd if f is None else sd | {strip_peft_prefix(k): v for k, v in _read_weights(read_state_dict, f).items()}
 
 # %% ../nbs/13_convert.ipynb #c030
+def _folder(name_or_path, what:str) -> Path:
+    "`local_dir`, except that a path which is no folder and cannot be a hub id says so (not 'Repo id must be in the form...')."
+    p = Path(name_or_path)
+    if not p.is_dir():
+        try: validate_repo_id(str(name_or_path))
+        except HFValidationError:
+            state = 'is a file, not a folder' if p.is_file() else 'does not exist'
+            raise FileNotFoundError(f"The {what} folder {p} {state} (and it is not a hub id 'owner/name'). Check the path "
+                                    f"(relative paths start at {Path.cwd()}) or pass the hub id.") from None
+    return local_dir(name_or_path, what)
+
 def load_official(model_path,               # folder or hub id: merged model, stage-1 folder, or LoRA output folder
                   model_base=None,          # the base LLM (folder or hub id) for the projector and LoRA layouts
                   projector=None,           # a `mm_tac_projector.bin` / `mm_projector.bin` file (default: found in model_path)
@@ -181,11 +205,11 @@ def load_official(model_path,               # folder or hub id: merged model, st
                   load_in_4bit:bool=False,  # 4-bit NF4 LLM weights (bitsandbytes, CUDA)
                  ) -> tuple[LibraForConditionalGeneration, LibraProcessor]:
     "Load an official Libra checkpoint (any of the three layouts) as a `LibraForConditionalGeneration` and its processor."
-    d = local_dir(model_path, 'Libra checkpoint')
+    d = _folder(model_path, 'Libra checkpoint')
     official = _read_official_config(d)
     is_lora = (d/'adapter_config.json').is_file()
     if is_lora and model_base is None: raise ValueError(f"{d} is a LoRA output folder: pass model_base=<the base LLM it was trained on>.")
-    base = local_dir(model_base, 'base model') if model_base is not None else None
+    base = _folder(model_base, 'base model') if model_base is not None else None
     model = _build(official, _weights(d, base, projector, is_lora), vision_tower, dtype, text_model_type,
                    **from_pretrained_kwargs(device_map, attn_implementation, load_in_8bit, load_in_4bit))
     if is_lora:

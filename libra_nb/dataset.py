@@ -87,7 +87,10 @@ def build_libra_records(pairs:pd.DataFrame, # output of `pair_studies` / `load_p
     "Libra training samples (`id`, `image` [current, prior], `conversations`) for the images of `pairs` whose report has `section`."
     if section not in sections.columns: raise ValueError(f"sections has no {section!r} column; it has {list(sections.columns)}.")
     pairs = _select_pairs(pairs, split, views)
-    reports = sections.drop_duplicates('study', keep='last').set_index('study')
+    if (dup := sections.study[sections.study.duplicated()]).size: raise ValueError(
+        f"sections has {dup.size} repeated study row(s), e.g. {dup.unique()[:5].tolist()}; which report to use would be arbitrary. "
+        "Keep one row per study (check the repeats, then e.g. `sections.drop_duplicates('study', keep='last')`).")
+    reports = sections.set_index('study')
     study = pairs.study_id.map(_study_key)
     has_report = study.isin(reports.index)
     answer = study.map(reports[section]).where(has_report)
@@ -125,6 +128,9 @@ def _read_records(path_or_records) -> list:
     path = Path(path_or_records)
     if not path.exists(): raise FileNotFoundError(f"dataset file {path} does not exist; build one with `libra_nb_build`.")
     try: data = json.loads(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}, as in latin-1 text); "
+                         "JSON must be UTF-8: re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 in.json > out.json`.") from e
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); a Libra dataset is one JSON array.") from e
     if not isinstance(data, list): raise ValueError(f"{path} holds a JSON {type(data).__name__}; a Libra dataset is a JSON array of samples.")
     return data

@@ -8,8 +8,8 @@ import io, os
 from pathlib import Path
 import numpy as np
 import pydicom
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from PIL import Image, UnidentifiedImageError
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+from PIL import Image, ImageOps, UnidentifiedImageError
 from fastcore.basics import store_attr
 from .core import data_path
 from .checkpoints import hub_download_advice
@@ -23,20 +23,22 @@ class ImageLoadError(ValueError):
     "An image source that cannot be turned into an RGB picture; the message names the source, the reason and the fix."
     def __init__(self,
                  src:str, # the file (or a description of the bytes/object) that failed
-                 reason:str, # what is wrong with it
+                 reason:str|None=None, # what is wrong with it; `None`: `src` is already the whole message
                  fix:str=''): # what the user can do about it (a sentence without its full stop)
         store_attr()
-        super().__init__(f"Cannot load image {src}: {reason}." + (f" {fix}." if fix else ''))
+        # one-argument form: a DataLoader rebuilds a worker's error as `type(e)(message)`, else it raises RuntimeError
+        super().__init__(src if reason is None else f"Cannot load image {src}: {reason}." + (f" {fix}." if fix else ''))
     def __reduce__(self): return type(self), (self.src, self.reason, self.fix)  # picklable across DataLoader workers
 
 # %% ../nbs/01_imaging.ipynb #c009
 def minmax_to_uint8(arr:np.ndarray # any numeric array
                    ) -> np.ndarray:
-    "Scale `arr` linearly to 0..255 (min to 0, max to 255, truncated like the reference) as `uint8`; a flat array gives 0."
+    "Scale `arr` linearly to 0..255 (min to 0, max to 255, truncated like the reference) as `uint8`; a flat array gives 0, NaN gives 0."
     a = np.asarray(arr, dtype=np.float64)
-    lo, hi = a.min(), a.max()
+    if np.isnan(a).all(): return np.zeros(a.shape, np.uint8)
+    lo, hi = np.nanmin(a), np.nanmax(a)  # NaN (a float TIFF's missing pixel) must not make the whole range NaN
     if hi == lo: return np.zeros(a.shape, np.uint8)
-    return ((a - lo) / (hi - lo) * 255).astype(np.uint8)
+    return np.nan_to_num((a - lo) / (hi - lo) * 255, nan=0).astype(np.uint8)
 
 # %% ../nbs/01_imaging.ipynb #c012
 def pil_to_rgb(img:Image.Image # a PIL image of any mode
@@ -50,10 +52,19 @@ def pil_to_rgb(img:Image.Image # a PIL image of any mode
 _DICOM_FIX = ("Install the decoder that pydicom names (e.g. `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg`) "
               "or convert the file to uncompressed DICOM")
 
+def _dicom_colour(arr:np.ndarray, ds:pydicom.Dataset) -> Image.Image:
+    "A colour DICOM's pixels as RGB: a palette is applied, RGB kept as stored (scaled to 8 bit, never windowed)."
+    palette = ds.get('PhotometricInterpretation') == 'PALETTE COLOR'
+    if palette: arr = apply_color_lut(arr, ds)
+    if arr.dtype != np.uint8:  # 16-bit palette entries, or RGB samples of 9..16 bits
+        bits = 16 if palette else int(ds.get('BitsStored') or 16)
+        arr = (arr.astype(np.float64) * 255 / (2 ** bits - 1)).astype(np.uint8)
+    return Image.fromarray(arr).convert('RGB')
+
 def dicom_to_rgb(ds:pydicom.Dataset, # a dataset read with `pydicom.dcmread`
                  name:str='DICOM dataset' # how the source is named in errors
                 ) -> Image.Image:
-    "Render a DICOM dataset as RGB: modality LUT, VOI LUT or window, MONOCHROME1 inverted, min-max to 8 bit."
+    "Render a DICOM dataset as RGB: grey gets modality LUT, VOI LUT or window, MONOCHROME1 inverted, min-max to 8 bit; colour is kept."
     if not any(k in ds for k in ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')):
         raise ImageLoadError(name, "the DICOM file has no pixel data (it may be a report, a presentation state or a header-only file)",
                              "Use the image instance of the study (e.g. a Digital X-Ray or Computed Radiography Image Storage file)")
@@ -61,7 +72,7 @@ def dicom_to_rgb(ds:pydicom.Dataset, # a dataset read with `pydicom.dcmread`
     except Exception as e:
         raise ImageLoadError(name, f"pydicom cannot decode its pixel data ({e})", _DICOM_FIX) from e
     if int(ds.get('NumberOfFrames') or 1) > 1: arr = arr[0]
-    if int(ds.get('SamplesPerPixel') or 1) > 1: return Image.fromarray(minmax_to_uint8(arr))  # pydicom already returns RGB
+    if int(ds.get('SamplesPerPixel') or 1) > 1 or ds.get('PhotometricInterpretation') == 'PALETTE COLOR': return _dicom_colour(arr, ds)
     arr = apply_voi_lut(apply_modality_lut(arr, ds), ds)
     if ds.get('PhotometricInterpretation') == 'MONOCHROME1': arr = arr.max() - arr  # 0 is white in MONOCHROME1
     return Image.fromarray(minmax_to_uint8(arr)).convert('RGB')
@@ -97,7 +108,10 @@ def _open_pil(data:bytes, name:str) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # decode now: a truncated file fails here, not later inside a DataLoader
-            return pil_to_rgb(img)
+            return pil_to_rgb(ImageOps.exif_transpose(img))  # a phone photo or scanner JPEG may be stored rotated
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(name, f"it is larger than Pillow's decompression-bomb limit ({e})",
+                             "If the file is trusted, raise the limit (`PIL.Image.MAX_IMAGE_PIXELS = None`) before loading, or downscale it") from e
     except UnidentifiedImageError as e:
         raise ImageLoadError(name, f"the data is neither an image format Pillow knows nor DICOM (it starts with {data[:24]!r})",
                              "Check that the file really is a JPEG/PNG/DICOM (not an HTML error page or a Git LFS pointer) and fetch it again") from e

@@ -5,7 +5,7 @@
 # %% ../nbs/02_pairing.ipynb #c003
 from __future__ import annotations
 from pathlib import Path
-import warnings
+import warnings, zlib
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
@@ -25,21 +25,42 @@ def _require_columns(have, need, where:str):
     if missing: raise ValueError(f"{where} lacks the column(s) {missing}; it has {list(have)}. "
                                  f"Pass MIMIC-CXR's mimic-cxr-2.0.0-metadata.csv(.gz) or a table with {need}.")
 
-def _bad_rows(bad:pd.Series, md:pd.DataFrame, col:str, where:str, offset:int=0):
+def _plain(v): return v.item() if isinstance(v, np.generic) else v  # show 21801345, not 21801345
+
+def _bad_rows(bad:pd.Series, md:pd.DataFrame, col:str, where:str, offset:int=0, need:str='filled'):
     "Raise a `ValueError` listing (up to five) rows of `md` where `bad` is true (as file lines when `offset` is given)."
     rows = md.index[bad.to_numpy()]
-    show = ', '.join(f"{'line' if offset else 'row'} {r+offset} ({md.at[r, col]!r})" for r in rows[:5])
+    show = ', '.join(f"{'line' if offset else 'row'} {r+offset} ({_plain(md.at[r, col])!r})" for r in rows[:5])
     raise ValueError(f"{where}: {len(rows)} row(s) have a missing or invalid {col}: {show}{' ...' if len(rows) > 5 else ''}. "
-                     f"Fix or drop these rows; {col} must be filled for every image.")
+                     f"Fix or drop these rows; {col} must be {need} for every image.")
+
+# %% ../nbs/02_pairing.ipynb #x5bd62b
+def _read_csv(path:Path, **kwargs) -> pd.DataFrame:
+    "`pd.read_csv(path, **kwargs)` with errors that name the file, the line where pandas gives it, and the fix."
+    try: return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"{path} is empty (0 bytes or no header row). Download or export it again.") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (it holds the byte {e.object[e.start:e.start + 1]!r}, as latin-1 text does). "
+                         "Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`.") from e
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{path} is not a well-formed CSV ({' '.join(str(e).split())}). "
+                         "Every row needs as many fields as the header: fix or remove that line.") from e
+    except (EOFError, OSError, zlib.error) as e:  # a truncated or damaged .gz
+        raise ValueError(f"{path} cannot be read ({e}); a .gz file is probably truncated. "
+                         "Download it again (`gzip -t` checks a .gz file).") from e
 
 # %% ../nbs/02_pairing.ipynb #c009
 def _as_numbers(md:pd.DataFrame, where:str, offset:int=0) -> pd.DataFrame:
-    "Cast ids and `StudyDate` to int64 and `StudyTime` to float, naming rows that cannot be cast."
+    "Cast ids and `StudyDate` to int64 and `StudyTime` to float, naming rows that cannot be cast or hold no real date."
     for col in ['subject_id', 'study_id', 'StudyDate']:
         num = pd.to_numeric(md[col], errors='coerce')
         bad = num.isna() | (num % 1 != 0)
         if bad.any(): _bad_rows(bad, md, col, where, offset)
         md[col] = num.astype('int64')
+    u, inv = np.unique(md['StudyDate'].to_numpy(), return_inverse=True)  # parse each distinct date once
+    real = pd.to_datetime(pd.Series(u.astype(str)), format='%Y%m%d', errors='coerce').notna().to_numpy()[inv]
+    if not real.all(): _bad_rows(pd.Series(~real), md, 'StudyDate', where, offset, 'a real date written yyyymmdd')
     time = pd.to_numeric(md['StudyTime'], errors='coerce')
     bad = time.isna() & md['StudyTime'].notna()  # an empty time is allowed (see the pairing rules), text is not
     if bad.any(): _bad_rows(bad, md, 'StudyTime', where, offset)
@@ -56,8 +77,8 @@ def load_mimic_metadata(path, # mimic-cxr-2.0.0-metadata.csv or .csv.gz
     if not path.exists(): raise FileNotFoundError(
         f"{path} does not exist. Download mimic-cxr-2.0.0-metadata.csv.gz from MIMIC-CXR-JPG on PhysioNet "
         "(https://physionet.org/content/mimic-cxr-jpg/2.0.0/) or write one with `libra_nb.synthetic.make_cohort`.")
-    _require_columns(pd.read_csv(path, nrows=0).columns, PAIRING_COLUMNS, str(path))
-    md = pd.read_csv(path, dtype={'dicom_id': str, 'ViewPosition': str}, low_memory=False)
+    _require_columns(_read_csv(path, nrows=0).columns, PAIRING_COLUMNS, str(path))
+    md = _read_csv(path, dtype={'dicom_id': str, 'ViewPosition': str}, low_memory=False)
     md = _as_numbers(md, str(path), offset=2)
     if split_path is not None: md = _join_split(md, Path(split_path))
     return md
@@ -65,7 +86,7 @@ def load_mimic_metadata(path, # mimic-cxr-2.0.0-metadata.csv or .csv.gz
 # %% ../nbs/02_pairing.ipynb #c012
 def _join_split(md:pd.DataFrame, split_path:Path) -> pd.DataFrame:
     "Add the official split of each image from `split_path` (by `dicom_id`)."
-    sp = pd.read_csv(split_path, dtype={'dicom_id': str, 'split': str})
+    sp = _read_csv(split_path, dtype={'dicom_id': str, 'split': str})
     _require_columns(sp.columns, ['dicom_id', 'split'], str(split_path))
     dup = sp.dicom_id[sp.dicom_id.duplicated()]
     if len(dup): raise ValueError(f"{split_path}: {len(dup)} dicom_id(s) listed twice, e.g. {list(dup[:3])}; "
@@ -75,11 +96,10 @@ def _join_split(md:pd.DataFrame, split_path:Path) -> pd.DataFrame:
     return md
 
 # %% ../nbs/02_pairing.ipynb #c020
-def _check_images(md:pd.DataFrame, need:list):
-    "Fail on missing columns and missing keys in `md` before pairing."
+def _check_images(md:pd.DataFrame, need:list) -> pd.DataFrame:
+    "A typed copy of `md` (ids, dates, times as numbers: text read with `dtype=str` would sort '9' after '10'), rows checked."
     _require_columns(md.columns, need, 'metadata')
-    for col in ['dicom_id', 'subject_id', 'study_id', 'StudyDate']:
-        if md[col].isna().any(): _bad_rows(md[col].isna(), md.reset_index(drop=True), col, 'metadata')
+    return _as_numbers(md.reset_index(drop=True), 'metadata')
 
 def _chronological(md:pd.DataFrame) -> pd.DataFrame:
     "Rows of `md` sorted by subject, StudyDate, StudyTime (missing = end of day), study_id, dicom_id; no repeated dicom_id."
@@ -142,7 +162,7 @@ def pair_studies(metadata:pd.DataFrame, # one row per image: dicom_id, subject_i
     "One row per image with its prior image and study and the days since it, in chronological order."
     rules = {'reference': _pair_reference, 'frontal': _pair_frontal}
     if rule not in rules: raise ValueError(f"rule={rule!r} is not one of {list(rules)}.")
-    _check_images(metadata, PAIRING_COLUMNS if rule == 'frontal' else PAIRING_COLUMNS[:5])
+    metadata = _check_images(metadata, PAIRING_COLUMNS if rule == 'frontal' else PAIRING_COLUMNS[:5])
     pairs = rules[rule](_chronological(metadata))
     pairs['days_since_prior'] = _days_between(pairs.StudyDate, pairs.prior_date)
     return pairs[PAIR_COLUMNS + [c for c in ('split', 'ViewPosition') if c in pairs]]

@@ -126,6 +126,21 @@ def decode(self:LibraProcessor,
 AutoProcessor.register(LibraConfig, LibraProcessor, exist_ok=True)
 
 # %% ../nbs/09b_processing.ipynb #c053
+_TURNS = "'conversations': [{'from': 'human', 'value': '<image>\\n...'}, {'from': 'gpt', 'value': ...}]"  # what a record needs
+
+def _item_conversation(item:dict, i:int, template:str):
+    "The conversation of a `LibraDataset` item, with errors that name the sample and the key that is wrong."
+    name, rec = item.get('id', i), item.get('record')
+    turns = rec.get('conversations') if isinstance(rec, dict) else None
+    bad = next((k for k, t in enumerate(turns) if not isinstance(t, dict)), None) if isinstance(turns, list) else None
+    if not isinstance(rec, dict): what = f"item['record'] is {rec!r:.60} (a {type(rec).__name__}), not a record"
+    elif not isinstance(turns, list): what = f"record['conversations'] is {turns!r:.60} (a {type(turns).__name__}), not a list of turns"
+    elif bad is not None: what = f"record['conversations'][{bad}] is {turns[bad]!r:.60} (a {type(turns[bad]).__name__}), not a turn"
+    else:
+        try: return conversation_from_turns(turns, template)
+        except (KeyError, ValueError, TypeError) as e: what = f"cannot build its conversation ({e!r})"
+    raise ValueError(f"Sample {name!r}: {what}; a record needs {_TURNS}.")
+
 class LibraDataCollator:
     "Collate `LibraDataset` items into `input_ids`, `attention_mask`, `labels` and `pixel_values` (right padding)."
     def __init__(self, processor:LibraProcessor, # supplies tokenizer, image processor and template
@@ -136,15 +151,8 @@ class LibraDataCollator:
     def __call__(self, items:list[dict], # `LibraDataset` items: {'id', 'record', 'images', 'has_prior'}
                 ) -> BatchFeature:
         tok = self.processor.tokenizer
-        convs, names = [], []
-        for i, it in enumerate(items):
-            name = it.get('id', i)
-            try: convs.append(conversation_from_turns(it['record']['conversations'], self.processor.template))
-            except (KeyError, ValueError) as e:
-                raise ValueError(f"Sample {name!r}: cannot build its conversation ({e!r}); a record needs "
-                                 "'conversations': [{'from': 'human', 'value': '<image>\\n...'}, {'from': 'gpt', 'value': ...}].") from e
-            names.append(name)
-        enc = encode_conversations(convs, tok, names=names)
+        convs = [_item_conversation(it, i, self.processor.template) for i, it in enumerate(items)]
+        enc = encode_conversations(convs, tok, names=[it.get('id', i) for i, it in enumerate(items)])
         ids = [s[:self.max_length] for s in enc['input_ids']]
         labels = [s[:self.max_length] for s in enc['labels']]
         return BatchFeature(dict(input_ids=pad_sequences(ids, pad_token_id(tok)), attention_mask=pad_sequences([[1] * len(s) for s in ids], 0),

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 import torch
 from huggingface_hub import snapshot_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors.torch import load_file
 from .core import hub_offline
 
@@ -31,6 +32,11 @@ def local_dir(name_or_path, # a local folder or a hub id
     "A local folder for `name_or_path`, downloaded from the hub (or taken from its cache) if it is not one."
     p = Path(name_or_path)
     if p.is_dir(): return p
+    try: validate_repo_id(str(name_or_path))
+    except HFValidationError:  # a mistyped path, not a hub id: say so, not "Repo id must be in the form..."
+        state = 'is a file, not a folder' if p.is_file() else 'does not exist'
+        raise FileNotFoundError(f"The {what} folder {p} {state} (and it is not a hub id 'owner/name'). Check the path "
+                                f"(relative paths start at {Path.cwd()}) or pass the hub id.") from None
     try: return Path(snapshot_download(str(name_or_path)))
     except Exception as e:
         raise OSError(f"The {what} {str(name_or_path)!r} is not a local folder and could not be downloaded. "

@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
 from .vision import RAD_DINO, load_vision_encoder
@@ -180,17 +179,6 @@ def _weights(d:Path, base:Path|None, projector, is_lora:bool) -> dict:
     return sd if f is None else sd | {strip_peft_prefix(k): v for k, v in _read_weights(read_state_dict, f).items()}
 
 # %% ../nbs/13_convert.ipynb #c030
-def _folder(name_or_path, what:str) -> Path:
-    "`local_dir`, except that a path which is no folder and cannot be a hub id says so (not 'Repo id must be in the form...')."
-    p = Path(name_or_path)
-    if not p.is_dir():
-        try: validate_repo_id(str(name_or_path))
-        except HFValidationError:
-            state = 'is a file, not a folder' if p.is_file() else 'does not exist'
-            raise FileNotFoundError(f"The {what} folder {p} {state} (and it is not a hub id 'owner/name'). Check the path "
-                                    f"(relative paths start at {Path.cwd()}) or pass the hub id.") from None
-    return local_dir(name_or_path, what)
-
 def load_official(model_path,               # folder or hub id: merged model, stage-1 folder, or LoRA output folder
                   model_base=None,          # the base LLM (folder or hub id) for the projector and LoRA layouts
                   projector=None,           # a `mm_tac_projector.bin` / `mm_projector.bin` file (default: found in model_path)
@@ -205,11 +193,11 @@ def load_official(model_path,               # folder or hub id: merged model, st
                   load_in_4bit:bool=False,  # 4-bit NF4 LLM weights (bitsandbytes, CUDA)
                  ) -> tuple[LibraForConditionalGeneration, LibraProcessor]:
     "Load an official Libra checkpoint (any of the three layouts) as a `LibraForConditionalGeneration` and its processor."
-    d = _folder(model_path, 'Libra checkpoint')
+    d = local_dir(model_path, 'Libra checkpoint')
     official = _read_official_config(d)
     is_lora = (d/'adapter_config.json').is_file()
     if is_lora and model_base is None: raise ValueError(f"{d} is a LoRA output folder: pass model_base=<the base LLM it was trained on>.")
-    base = _folder(model_base, 'base model') if model_base is not None else None
+    base = local_dir(model_base, 'base model') if model_base is not None else None
     model = _build(official, _weights(d, base, projector, is_lora), vision_tower, dtype, text_model_type,
                    **from_pretrained_kwargs(device_map, attn_implementation, load_in_8bit, load_in_4bit))
     if is_lora:

@@ -44,7 +44,12 @@ def load_model(model_path,          # folder or hub id: a libra_nb model, or an 
     dtype = dtype if dtype is not None else default_dtype(None if placed else device)
     if cfg.get('model_type') == 'libra_nb' and model_base is None:
         dt = getattr(torch, dtype) if isinstance(dtype, str) and dtype != 'auto' else dtype
-        model = LibraForConditionalGeneration.from_pretrained(d, dtype=dt, **from_pretrained_kwargs(**opts))
+        model, info = LibraForConditionalGeneration.from_pretrained(d, dtype=dt, output_loading_info=True, **from_pretrained_kwargs(**opts))
+        if tac := [k for k in info['missing_keys'] if k.startswith('mm_projector.')]:  # a random TAC would generate noise
+            raise ValueError(f"{d} holds no weights for {len(tac)} projector (TAC) tensors, e.g. {tac[:2]}: the model would "
+                             "run with a random projector. If the TAC was trained separately, load the model with "
+                             "LibraForConditionalGeneration.from_pretrained and then model.mm_projector.load_state_dict("
+                             "tac.load_projector_state_dict('<stage-1 output>/mm_projector.safetensors')).")
         processor = LibraProcessor.from_pretrained(d)
     else: model, processor = load_official(d, model_base, dtype=dtype, **opts, **kwargs)
     model.config.name_or_path = str(model_path)

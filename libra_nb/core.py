@@ -10,7 +10,7 @@ from fastcore.script import is_cli
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'IMAGE_TOKEN_INDEX', 'DEFAULT_IMAGE_TOKEN', 'DEFAULT_PROMPT', 'USER_ERRORS', 'data_path',
-           'example_pair', 'hub_offline', 'hyphen_to_underscore', 'one_line_errors']
+           'example_pair', 'hub_offline', 'hyphen_to_underscore', 'one_line_errors', 'run_console_script']
 
 # %% ../nbs/00_core.ipynb #c004
 IGNORE_INDEX = -100  # label value skipped by the cross-entropy loss (PyTorch's default ignore_index)
@@ -63,3 +63,17 @@ def one_line_errors(func): # the function a console script runs; put this decora
             msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
             sys.exit(f"{func.__name__}: {type(e).__name__}: {' '.join(msg.split())}")
     return _f
+
+# %% ../nbs/00_core.ipynb #x1f61f0
+def run_console_script(module:str, # module of the entry point, e.g. 'pairing'
+                       name:str,   # the `call_parse` function, e.g. 'libra_nb_pair'
+                       args:list,  # command-line arguments
+                       cwd=None,   # working folder (default: a fresh temporary one)
+                       **env):     # environment variables to set
+    "Run `libra_nb.<module>:<name>` as its console script does (a fresh process); the `subprocess.CompletedProcess`."
+    import subprocess, tempfile
+    with tempfile.TemporaryDirectory() as d:
+        w = Path(d)/name
+        w.write_text(f"import sys\nfrom libra_nb.{module} import {name}\nif __name__ == '__main__': sys.exit({name}())\n")
+        return subprocess.run([sys.executable, str(w), *map(str, args)], capture_output=True, text=True,
+                              cwd=cwd or d, env={**os.environ, **env})

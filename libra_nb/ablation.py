@@ -170,27 +170,38 @@ def plot_losses(pretrain:dict[str, pd.DataFrame], # phase name -> log with `step
     return fig
 
 # %% ../nbs/15b_ablation.ipynb #c048
+def _disagreement(texts:list[str]) -> int:
+    "How much the systems' `texts` of one study differ: the words some but not all of them use."
+    words = [set(x.lower().split()) for x in texts]
+    return len(set.union(*words) - set.intersection(*words))
+
 def plot_examples(records:list,               # test records
                   texts:dict[str, list[str]],  # system name -> its findings per record
                   image_folder,                # the folder the records' image paths start from
                   data:DemoData,               # the run's data (which studies changed)
                   n:int=3,                     # studies to show
-                  width:int=42,                # characters per text line, halved
+                  width:int=80,                # characters per text line
                  ):
-    "Current and prior film of `n` test studies with a change, with the generated texts of each system and the reference."
+    "Current and prior film of the `n` test studies with a prior and a change where the systems' texts differ most, with each text and the reference."
     import matplotlib.pyplot as plt
     truth = data.truth.set_index('study_id')
     moved = lambda r: truth.loc[[data.study_of[r['id']]]].change.isin(['new', 'increased', 'decreased', 'resolved']).any()
-    idx = [i for i, r in enumerate(records) if len(r['image']) == 2 and moved(r)][:n] or list(range(min(n, len(records))))
-    fig, axs = plt.subplots(len(idx), 3, figsize=(13, 3.3 * len(idx)), squeeze=False, gridspec_kw=dict(width_ratios=[1, 1, 3.2]))
-    for row, i in zip(axs, idx):
+    pool = [i for i, r in enumerate(records) if len(r['image']) == 2 and moved(r)] or list(range(len(records)))
+    idx = sorted(pool, key=lambda i: -_disagreement([v[i] for v in texts.values()]))[:n]  # stable: ties keep the test order
+    bodies = ['\n'.join(textwrap.fill(b, width) for b in [f"{k}: {v[i]}" for k, v in texts.items()] +
+                         [f"reference: {records[i]['conversations'][1]['value']}"]) for i in idx]
+    heights = [max(2.4, 0.2 * (b.count('\n') + 1)) for b in bodies]
+    fig, axs = plt.subplots(len(idx), 3, figsize=(12.5, sum(heights) + 0.6), squeeze=False,
+                            gridspec_kw=dict(width_ratios=[1, 1, 3.6], height_ratios=heights))
+    for row, i, body in zip(axs, idx, bodies):
         r = records[i]
         for ax, p, t in zip(row[:2], [r['image'][0], r['image'][-1]], ['current', 'prior']):
-            ax.imshow(Image.open(Path(image_folder)/p), cmap='gray'); ax.set_title(t, fontsize=9); ax.axis('off')
-        body = [f"{k}: {v[i]}" for k, v in texts.items()] + [f"reference: {r['conversations'][1]['value']}"]
-        row[2].text(0, 1, '\n'.join(textwrap.fill(b, width * 2) for b in body), va='top', fontsize=7.5, family='monospace'); row[2].axis('off')
+            ax.imshow(Image.open(Path(image_folder)/p), cmap='gray'); ax.set_title(t, fontsize=11); ax.axis('off')
+        row[2].text(0, 1, body, va='top', fontsize=10, family='monospace'); row[2].axis('off')
+    fig.suptitle(f"{len(idx)} test studies with a prior and a true change, those where the systems' texts differ most", fontsize=12)
     fig.tight_layout()
     return fig
+
 
 # %% ../nbs/15b_ablation.ipynb #c049
 @torch.no_grad()

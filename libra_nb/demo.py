@@ -12,18 +12,20 @@ from transformers import AutoTokenizer, AutoModelForCausalLM
 from fastcore.script import call_parse
 
 # %% auto #0
-__all__ = ['GOAL_POINTS', 'run_demo', 'goal_verdict', 'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES', 'demo_config',
-           'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra',
-           'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings',
-           'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS', 'score_findings',
-           'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
-           'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights']
+__all__ = ['GOAL_POINTS', 'METRIC_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'run_demo', 'goal_verdict',
+           'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data',
+           'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm',
+           'train_libra', 'prior_sensitivity', 'generate_findings', 'stated_changes', 'change_table', 'change_accuracy',
+           'change_confusion', 'DEMO_METRICS', 'score_findings', 'oracle_findings', 'ARMS', 'ablation_table',
+           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights',
+           'plot_prior_weights']
 
 # %% ../nbs/15c_demo.ipynb #x0bf2d0
 from .core import hyphen_to_underscore
 from .imaging import rad_dino_processor
 from .vision import load_vision_encoder
 from .modeling import LibraProcessor
+from .lora import merge_lora
 from .standins import (DemoConfig, DEMO_SIZES, demo_config, DemoData, demo_data, dummy_prior, demo_tokenizer, pretrain_encoder,
                               demo_libra, PairCaptionProjector, pretrain_lm, train_libra, prior_sensitivity, generate_findings)
 from .ablation import (stated_changes, change_table, change_accuracy, change_confusion, DEMO_METRICS, score_findings,
@@ -42,18 +44,26 @@ _all_ = ['DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data', 'du
 def _starting_parts(data:DemoData, cfg:DemoConfig, vision_tower:str|None, llm:str|None, logs:dict) -> tuple:
     "The encoder, LM, tokenizer and image processor both arms start from (pre-trained here unless given)."
     if vision_tower:
+        _say(f'loading the vision encoder {vision_tower} ...')
         encoder, improc = load_vision_encoder(vision_tower).requires_grad_(False).eval(), rad_dino_processor(vision_tower, size=cfg.image_size)
     else:
         improc = rad_dino_processor(size=cfg.image_size)
+        _say(f'pre-training the encoder stand-in (finding sizes, {cfg.encoder_patients} extra patients, {cfg.encoder_epochs} epochs) ...')
         encoder, logs['encoder (size regression)'] = pretrain_encoder(data, cfg, improc)
     if llm:
+        _say(f'loading the language model {llm} ...')
         tok = AutoTokenizer.from_pretrained(llm)
         if tok.pad_token is None: tok.pad_token = tok.unk_token or tok.eos_token
         lm = AutoModelForCausalLM.from_pretrained(llm, attn_implementation='sdpa').eval()
     else:
         tok = demo_tokenizer(data.records['train'], cfg.vocab_size)
+        _say(f'pre-training the LM stand-in ({cfg.lm_pretrain}-image captioner, {cfg.lm_epochs} epochs) ...')
         lm, logs[f'LM ({cfg.lm_pretrain} captioner)'] = pretrain_lm(data.records['train'], data.root, encoder, tok, improc, cfg)
     return encoder, lm, tok, improc
+
+def _say(msg:str):
+    "One progress line, at once (the phases before the first progress bar take minutes)."
+    print(f'[demo] {msg}', flush=True)
 
 
 # %% ../nbs/15c_demo.ipynb #x46c05f
@@ -64,7 +74,8 @@ def _train_arms(data:DemoData, cfg:DemoConfig, parts:tuple, out:Path, tick) -> t
     for prior in ('real', 'dummy'):
         model, proc = demo_libra(copy.deepcopy(encoder), copy.deepcopy(lm), tok, improc, seed=cfg.seed)
         fix = (lambda rs: rs) if prior == 'real' else dummy_prior
-        logs[prior] = train_libra(model, proc, fix(data.records['train']), fix(_validation(data, cfg)), data.root, cfg, out/'runs'/prior)
+        logs[prior] = train_libra(model, proc, fix(data.records['train']), fix(_validation(data, cfg)), data.root, cfg, out/'runs'/prior,
+                                  name=f'{prior} prior')
         models[prior] = model; tick(f'train {prior}-prior arm')
     return models, logs, proc
 
@@ -74,10 +85,12 @@ def _validation(data:DemoData, cfg:DemoConfig) -> list:
 
 def _generate_arms(models:dict, proc:LibraProcessor, data:DemoData, cfg:DemoConfig) -> dict[str, list[str]]:
     "The test findings of every system of `ARMS` (the trained model, shown the real or a dummy prior)."
-    test = data.records['test']
-    return {name: generate_findings(models[trained], proc, test if shown == 'real' else dummy_prior(test), data.root,
-                                    cfg.max_new_tokens, num_beams=cfg.num_beams)
-            for name, (trained, shown) in ARMS.items()}
+    test, texts = data.records['test'], {}
+    for name, (trained, shown) in ARMS.items():
+        print(f'[{name}] generating the findings of {len(test)} test studies ...', flush=True)
+        texts[name] = generate_findings(models[trained], proc, test if shown == 'real' else dummy_prior(test), data.root,
+                                        cfg.max_new_tokens, num_beams=cfg.num_beams)
+    return texts
 
 
 # %% ../nbs/15c_demo.ipynb #x3e6918
@@ -94,7 +107,8 @@ def _evaluate(texts:dict, data:DemoData, cfg:DemoConfig) -> dict:
 def _write_table(df:pd.DataFrame, path:Path):
     "`df` as `path.csv` and, rounded, as `path.md`."
     df.to_csv(path.with_suffix('.csv'))
-    path.with_suffix('.md').write_text(df.round(2).to_markdown() + '\n')
+    flat = df.index.nlevels == 1  # a (comparison, metric) index becomes two columns, not tuples
+    path.with_suffix('.md').write_text((df if flat else df.reset_index()).round(2).to_markdown(index=flat) + '\n')
 
 def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:DemoData):
     "The tables, the predictions and the figures of a run, in `out`."
@@ -110,6 +124,26 @@ def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:De
     for k, fig in figs.items(): fig.savefig(out/f'{k}.png', dpi=90, bbox_inches='tight'); plt.close(fig)
 
 
+# %% ../nbs/15c_demo.ipynb #x47daa9
+def _save_models(models:dict, proc:LibraProcessor, data:DemoData, out:Path) -> dict[str, Path]:
+    "Each arm as a loadable folder `runs/<arm>/model` (LoRA merged into a copy) and the test studies as `test_questions.jsonl`."
+    folders = {arm: out/'runs'/arm/'model' for arm in models}
+    for arm, m in models.items():
+        _say(f'saving the {arm}-prior model to {folders[arm]} ...')
+        merge_lora(copy.deepcopy(m)).save_pretrained(folders[arm]); proc.save_pretrained(folders[arm])
+    with open(out/'test_questions.jsonl', 'w') as f:
+        for r in data.records['test']: f.write(json.dumps(dict(question_id=r['id'], image=r['image'], text=r['conversations'][0]['value'])) + '\n')
+    return folders
+
+def generate_command(out, # the results folder of a run
+                     cfg:DemoConfig, # its settings (the length limit)
+                     arm:str='real', # 'real' or 'dummy'
+                    ) -> str:
+    "The `libra_nb_generate` command that writes the test findings of an arm's saved model (greedy decoding)."
+    out = Path(out)
+    return (f"libra_nb_generate {out/'runs'/arm/'model'} {out/'test_questions.jsonl'} {out/f'answers_{arm}.jsonl'} "
+            f"--image_folder {out/'cohort'} --temperature 0 --max_new_tokens {cfg.max_new_tokens}")
+
 # %% ../nbs/15c_demo.ipynb #x312170
 def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` and `runs/` are replaced)
              size:str='small',          # preset of `DEMO_SIZES`
@@ -123,25 +157,31 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     tick = lambda k: times.__setitem__(k, round(time.perf_counter() - t0 - sum(times.values()), 1))
+    _say(f'building the synthetic cohort ({cfg.n_patients} patients, {cfg.image_size} px), pairing the studies, writing the Libra records ...')
     data = demo_data(out/'cohort', cfg); tick('cohort + pairing + records')
     pre = {}
     parts = _starting_parts(data, cfg, vision_tower, llm, pre); tick('pre-training stand-ins')
     models, stages, proc = _train_arms(data, cfg, parts, out, tick)
+    _say('validation loss of both arms with shuffled images and with prior := current ...')
     sensitivity = pd.DataFrame({arm: prior_sensitivity(m, proc, _validation(data, cfg), data.root) for arm, m in models.items()}).T.rename_axis('trained with')
     texts = _generate_arms(models, proc, data, cfg); tick('generation')
     test = data.records['test']
     res = dict(config=cfg, **_evaluate(texts, data, cfg), texts=texts, times=times, pretrain=pre, stages=stages, sensitivity=sensitivity,
                n_test=len(test), n_test_with_prior=sum(len(r['image']) == 2 for r in test))
+    _say('scoring (bootstrap CIs, paired tests, ceilings) and drawing the figures ...')
     _write_results(out, res, models, proc, data); tick('evaluation + figures')
+    res.update(models=models, model_folders=_save_models(models, proc, data, out)); tick('saving the models')
     times['total'] = round(time.perf_counter() - t0, 1)
     (out/'config.json').write_text(json.dumps(dict(asdict(cfg), size=size, vision_tower=vision_tower, llm=llm), indent=1))
     (out/'timings.json').write_text(json.dumps(times, indent=1))
-    (out/'REPORT.md').write_text(demo_report(res))
+    (out/'REPORT.md').write_text(demo_report(res, out))
     return res
 
 
 # %% ../nbs/15c_demo.ipynb #c053
 GOAL_POINTS = 10.0  # the issue's goal: real prior beats dummy prior by this many temporal-F1 points, CI excluding 0
+METRIC_NAMES = {'BLEU1': 'BLEU-1', 'BLEU4': 'BLEU-4', 'ROUGE-L': 'ROUGE-L', 'Temporal_entity_score': 'temporal F1',
+                'Change_accuracy': 'change-word accuracy'}  # the README's names of the metrics
 
 def goal_verdict(tests:pd.DataFrame # `ablation_tests` of a run
                 ) -> tuple[bool, str]:
@@ -156,7 +196,7 @@ def _ceiling_lines(ceilings:pd.DataFrame) -> str:
     "The two oracles' temporal F1 and change accuracy, and the gap between them."
     both, cur = ablation_systems(ceilings)
     m = ['Temporal_entity_score', 'Change_accuracy']
-    rows = '\n'.join(f"| {k} | {ceilings.loc[k, both]:.1f} | {ceilings.loc[k, cur]:.1f} | {ceilings.loc[k, both] - ceilings.loc[k, cur]:+.1f} |" for k in m)
+    rows = '\n'.join(f"| {METRIC_NAMES[k]} | {ceilings.loc[k, both]:.1f} | {ceilings.loc[k, cur]:.1f} | {ceilings.loc[k, both] - ceilings.loc[k, cur]:+.1f} |" for k in m)
     return f"| metric | {both} | {cur} | difference |\n|---|---|---|---|\n{rows}"
 
 def _encoder_line(pretrain:dict) -> str:
@@ -187,7 +227,78 @@ def _blind_warnings(sensitivity:pd.DataFrame) -> str:
                    "of the right pairs): its training failed, so the comparison above says nothing about the prior; rerun with another "
                    "`--seed`.\n" for arm in _blind_arms(sensitivity))
 
-def demo_report(res:dict # the result of `run_demo`
+SYSTEMS_TEXT = """The three systems compared:
+- **real prior**: trained and tested with each study's real prior image (the earlier film of the same patient).
+- **dummy prior**: trained and tested with a *dummy prior*: the current image repeated in the prior's place (what Libra
+  does for a study without a prior), so the model never sees an earlier film.
+- **real-trained, dummy at test**: the real-prior model, tested with the dummy prior: what it loses when the prior is taken away."""
+
+def _tests_lines(tests:pd.DataFrame) -> str:
+    "The paired tests as a markdown table with the comparisons and the metrics in words."
+    rows = '\n'.join(f"| {comp.replace(' - ', ' minus ')} | {METRIC_NAMES[m]} | {r['real prior']:.1f} | {r.other:.1f} | {r.delta:+.1f} | "
+                     f"{r.low:+.1f} to {r.high:+.1f} | {r.p_value:.3f} |" for (comp, m), r in tests.iterrows())
+    return ("| comparison | metric | real prior | other system | difference | 95% CI | p |\n|---|---|---|---|---|---|---|\n" + rows)
+
+def _sensitivity_lines(sensitivity:pd.DataFrame) -> str:
+    "The prior-sensitivity table with its rows and columns in words."
+    cols = {'real pairs': 'right image pairs', 'images shuffled': 'images shuffled across studies', 'prior := current': 'prior replaced by the current image'}
+    return sensitivity.rename(index=lambda a: f'{a} prior', columns=cols).rename_axis('model').round(4).to_markdown()
+
+def _reuse_lines(out, cfg:DemoConfig) -> str:
+    "How to generate with the saved models."
+    same = ('the same decoding as the tables above' if cfg.num_beams == 1 else
+            f'greedy decoding, while the tables above used beam search with {cfg.num_beams} beams, so its texts can differ from `predictions.jsonl`')
+    return (f"Each arm is saved as a complete model folder (encoder, TAC, LM with the LoRA update merged, tokenizer, processor): "
+            f"`runs/real/model` and `runs/dummy/model`. This command writes the real-prior model's findings for the test studies "
+            f"({same}):\n\n```sh\n{generate_command(out, cfg)}\n```\n\nIn Python: `model, processor = libra_nb.inference.load_model(\"{Path(out)/'runs'/'real'/'model'}\")`.")
+
+FIGURES_TEXT = """## Figures
+
+![losses](losses.png)
+
+Training loss of the pre-training of the stand-ins and of stages 1 and 2 of each arm.
+
+![examples](examples.png)
+
+Three test studies with a prior and a true change (new, increased, decreased or resolved), chosen where the systems' texts
+differ most (the most words that some systems write and others do not): the current and the prior film, each system's
+text and the reference.
+
+![prior weights](prior_weights.png)
+
+The TAC's prior weight ((cos+1)/2)^8 of each test study, from the similarity of the current and the prior film. The spike
+at 1.0 is the studies with no prior: their prior is the current image itself (cosine 1, weight 1); with a dummy prior every
+study sits there.
+"""
+
+def _error_sections(res:dict) -> str:
+    "The report's sections on how the arms err: change confusions, ceilings, prior sensitivity."
+    return f"""## How the arms err: true change (rows) against stated change (columns), test studies with a prior
+
+{_confusion_lines(res['confusion'])}
+Counts of findings: a row is the true change of a finding, a column the change the system's text states; a model that
+reads its prior puts its counts on the diagonal.
+
+## Ceilings: perfect readers of both films and of the current film only (`oracle_findings`)
+
+{_ceiling_lines(res['ceilings'])}
+
+The first reader states every true change; the second sees only the current film and guesses the change most frequent at
+each finding's grade. The difference is the most a model can gain from the prior on this cohort.
+
+## Does the model read its images and its prior? (teacher-forced validation loss)
+
+{_sensitivity_lines(res['sensitivity'])}
+
+The validation loss of each trained model with the right image pairs, with the images shuffled across studies, and with
+the prior replaced by the current image. A loss that rises when the images are shuffled shows that the model reads its
+images; one that rises when the prior is replaced shows that it uses the prior (the dummy-prior model, which never saw
+a real prior, should barely change there).
+{_blind_warnings(res['sensitivity'])}{_encoder_line(res['pretrain'])}
+"""
+
+def demo_report(res:dict, # the result of `run_demo`
+                out='libra_demo_out', # its results folder (for the commands that reuse its models)
                ) -> str:
     "The markdown report of a `run_demo` result."
     table, tests, times = res['table'], res['tests'], res['times']
@@ -196,46 +307,40 @@ def demo_report(res:dict # the result of `run_demo`
 
 {_setup_lines(res)}
 
+{SYSTEMS_TEXT}
+
 ## Metrics (score [bootstrap 95% CI], n = {res['n_test']} test studies)
 
-{ablation_markdown(table)}
+{ablation_markdown(table.rename(index=METRIC_NAMES))}
 
-Change_accuracy: share of findings present in the current or the prior study whose stated change
-(new / increased / decreased / resolved / stable / not mentioned) matches `ground_truth.csv`.
+Each cell: the system's score on the test studies (0 to 100) and its bootstrap 95% CI. Temporal F1 scores the words that
+describe change over time (the paper's temporal entity score); change-word accuracy is the share of findings present in
+the current or the prior study whose stated change (new / increased / decreased / resolved / stable / not mentioned)
+matches `cohort/ground_truth.csv`.
 
 ## Paired tests (real prior minus the other system)
 
-{tests.round(3).to_markdown()}
+{_tests_lines(tests)}
+
+Each row: the real-prior model's score minus the other system's, on the same test studies; the CI and p-value come from
+a paired bootstrap over studies. A CI that excludes 0 is a difference this test set can resolve.
 
 **{verdict}**
 
 The bootstrap CIs resample test studies only; they do not include training variance (retraining
 with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.
 
-## How the arms err: true change (rows) against stated change (columns), test studies with a prior
+{_error_sections(res)}
+## Reuse the trained models
 
-{_confusion_lines(res['confusion'])}
-## Ceilings: perfect readers of both films and of the current film only (`oracle_findings`)
+{_reuse_lines(out, res['config'])}
 
-{_ceiling_lines(res['ceilings'])}
-
-## Does the model read its images and its prior? (teacher-forced validation loss)
-
-{res['sensitivity'].round(4).to_markdown()}
-{_blind_warnings(res['sensitivity'])}{_encoder_line(res['pretrain'])}
-
-## Figures
-
-![losses](losses.png)
-
-![examples](examples.png)
-
-![prior weights](prior_weights.png)
-
+{FIGURES_TEXT}
 ## Timings (seconds)
 
 {pd.Series(times, name='seconds').to_frame().to_markdown()}
 """
+
 
 # %% ../nbs/15c_demo.ipynb #x89cea7
 @call_parse
@@ -248,10 +353,11 @@ def libra_nb_demo(out:str='libra_demo_out',  # results folder
                  ):
     "Run Libra end to end on a synthetic cohort (real vs dummy prior) and write a results folder."
     res = run_demo(out, size, vision_tower=vision_tower, llm=llm, seed=seed, threads=threads)
-    print(res['table'][ablation_systems(res['table'])].round(1).to_string())
+    print(res['table'][ablation_systems(res['table'])].rename(index=METRIC_NAMES).round(1).to_string())
     print(goal_verdict(res['tests'])[1])
     for arm in _blind_arms(res['sensitivity']): print(f"WARNING: the {arm}-prior model does not read its images (training failed); rerun with another --seed.")
     print(f"total {res['times']['total']:.0f} s; results in {Path(out).resolve()} (REPORT.md)")
+    print(f"saved models: {', '.join(str(f) for f in res['model_folders'].values())}; generate with one:\n  {generate_command(out, res['config'])}")
 
 if Path((getattr(sys, 'argv', None) or [''])[0]).name == 'libra_nb_demo':  # the console script: `--vision-tower` works too
     sys.argv[1:] = hyphen_to_underscore(sys.argv[1:])

@@ -232,6 +232,7 @@ def train_libra(model:LibraForConditionalGeneration, # a Libra model around the 
                 image_folder,                         # the folder their image paths start from
                 cfg:DemoConfig,                       # steps, learning rates, batch size, LoRA rank, seed
                 out_dir,                              # checkpoints go to `out_dir/stage1`, `out_dir/stage2`
+                name:str='model',                     # what the progress lines call it, e.g. 'real prior'
                ) -> dict[int, pd.DataFrame]:
     "Run stage 1 (TAC) and stage 2 (LoRA) with `LibraTrainer`; returns the log of each stage."
     collate = LibraDataCollator(processor, max_length=512)
@@ -242,6 +243,7 @@ def train_libra(model:LibraForConditionalGeneration, # a Libra model around the 
     for stage, steps, lr in ((1, cfg.stage1_steps, cfg.stage1_lr), (2, cfg.stage2_steps, cfg.stage2_lr)):
         if stage == 2: add_lora(model, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=LORA_DEFAULTS['lora_dropout'])
         extra = dict(projector_lr=cfg.stage2_projector_lr) if stage == 2 else {}
+        print(f"[{name}] stage {stage}: training {'the TAC' if stage == 1 else 'LoRA adapters'} for {steps} steps ...", flush=True)
         tc = TrainConfig.for_stage(stage, output_dir=str(Path(out_dir)/f'stage{stage}'), max_steps=steps, learning_rate=lr, **common, **extra)
         logs[stage] = pd.DataFrame(LibraTrainer(model, tc, train, val, collate_fn=collate).fit().log_history)
     return logs

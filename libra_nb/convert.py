@@ -21,6 +21,7 @@ from .checkpoints import local_dir
 # re-exported: the official weight names and the readers live in libra_nb.checkpoints now
 from .checkpoints import OFFICIAL_KEY_PREFIXES, strip_peft_prefix, libra_key, libra_state_dict, read_state_dict
 _all_ = ['OFFICIAL_KEY_PREFIXES', 'strip_peft_prefix', 'libra_key', 'libra_state_dict', 'read_state_dict']
+from .core import one_line_errors
 
 # %% auto #0
 __all__ = ['OFFICIAL_MODEL_TYPES', 'refuse_unsupported', 'libra_config_from_official', 'default_dtype', 'quantization_config',
@@ -223,6 +224,7 @@ def convert_official(model_path, # folder or hub id of an official Libra checkpo
 
 # %% ../nbs/13_convert.ipynb #c048
 @call_parse
+@one_line_errors
 def libra_nb_convert(model_path:str,        # folder or hub id: merged model, stage-1 folder or LoRA output folder
                      out_dir:str,           # output folder
                      model_base:str=None,   # base LLM (folder or hub id) for the stage-1 and LoRA layouts

@@ -10,7 +10,7 @@ import pandas as pd
 from fastcore.basics import patch
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .core import DEFAULT_IMAGE_TOKEN, DEFAULT_PROMPT
+from .core import DEFAULT_IMAGE_TOKEN, DEFAULT_PROMPT, one_line_errors
 from .imaging import load_image, ImageLoadError
 from .pairing import load_pairs
 from .sections import section_reports
@@ -232,6 +232,7 @@ def _load_sections(reports:str, progress:bool=True) -> pd.DataFrame:
 
 # %% ../nbs/04_dataset.ipynb #x00406a
 @call_parse
+@one_line_errors
 def libra_nb_build(pairs:str, # pairs CSV written by `libra_nb_pair`
                    reports:str, # MIMIC-CXR reports: folder with files/.../sSTUDY.txt, mimic-cxr-reports.zip, or a sectioned CSV
                    out:str='libra_train.json', # dataset file to write

@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib, pandas as pd, torch
 from transformers import AutoTokenizer, AutoModelForCausalLM
 from fastcore.script import call_parse
+from .core import one_line_errors
 
 # %% auto #0
 __all__ = ['GOAL_POINTS', 'METRIC_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'run_demo', 'goal_verdict',
@@ -344,6 +345,7 @@ with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.
 
 # %% ../nbs/15c_demo.ipynb #x89cea7
 @call_parse
+@one_line_errors
 def libra_nb_demo(out:str='libra_demo_out',  # results folder
                   size:str='small',          # 'small' (minutes on 2 cores), 'full' (the ablation with tight CIs) or 'tiny' (a smoke test)
                   vision_tower:str=None,     # hub id or folder of a real vision encoder (e.g. microsoft/rad-dino)

@@ -9,6 +9,7 @@ import warnings, zlib
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
+from .core import one_line_errors
 
 # %% auto #0
 __all__ = ['PAIRING_COLUMNS', 'PAIR_COLUMNS', 'FRONTAL_VIEWS', 'load_mimic_metadata', 'pair_studies', 'simulate_metadata',
@@ -250,6 +251,7 @@ def load_pairs(path # CSV written by `libra_nb_pair` (or `pair_studies(...).to_c
 
 # %% ../nbs/02_pairing.ipynb #c056
 @call_parse
+@one_line_errors
 def libra_nb_pair(metadata:str, # MIMIC-CXR's mimic-cxr-2.0.0-metadata.csv(.gz)
                   out:str='pairs.csv', # CSV to write, one row per image
                   split:str=None, # mimic-cxr-2.0.0-split.csv(.gz), adds the official split to every row

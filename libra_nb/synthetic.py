@@ -15,6 +15,7 @@ from .sections import parse_report
 from .dataset import image_relpath, report_relpath
 from .course import FINDINGS, CHANGES, CHANGE_WORDS, change_label, simulate_patient, reference_priors, write_report, _PROTOCOLS, _VIEWS
 from .radiographs import Pose, Anatomy, render_frontal, render_lateral, region_mean
+from .core import one_line_errors
 
 # %% auto #0
 __all__ = ['subject_dir', 'SyntheticCohort', 'make_cohort', 'plot_timeline', 'plot_cohort_stats', 'libra_nb_synth', 'FINDINGS',
@@ -184,6 +185,7 @@ def plot_cohort_stats(root # folder written by `make_cohort`
 
 # %% ../nbs/05c_synthetic.ipynb #c083
 @call_parse
+@one_line_errors
 def libra_nb_synth(out_dir:str,            # folder to write the cohort into
                    n_patients:int=200,     # number of patients
                    max_studies:int=6,      # most studies per patient

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import re
 from typing import Literal  # noqa: F401  inherited config fields are annotated with it; `inspect.signature(LibraConfig, eval_str=True)` needs it here
+import torch  # noqa: F401  the same, for inherited fields annotated `torch.dtype`
 from fastcore.basics import patch
 from transformers import AutoConfig, Dinov2Config, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec

@@ -13,13 +13,13 @@ from fastcore.script import call_parse
 from .core import one_line_errors
 
 # %% auto #0
-__all__ = ['GOAL_POINTS', 'METRIC_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'run_demo', 'goal_verdict',
-           'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data',
-           'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm',
-           'train_libra', 'prior_sensitivity', 'generate_findings', 'stated_changes', 'change_table', 'change_accuracy',
-           'change_confusion', 'DEMO_METRICS', 'score_findings', 'oracle_findings', 'ARMS', 'ablation_table',
-           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights',
-           'plot_prior_weights']
+__all__ = ['GOAL_POINTS', 'METRIC_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'evaluate_command', 'train_command',
+           'run_demo', 'goal_verdict', 'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES', 'demo_config',
+           'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra',
+           'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings',
+           'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS', 'score_findings',
+           'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
+           'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights']
 
 # %% ../nbs/15c_demo.ipynb #x0bf2d0
 from .core import hyphen_to_underscore
@@ -127,13 +127,24 @@ def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:De
 
 # %% ../nbs/15c_demo.ipynb #x47daa9
 def _save_models(models:dict, proc:LibraProcessor, data:DemoData, out:Path) -> dict[str, Path]:
-    "Each arm as a loadable folder `runs/<arm>/model` (LoRA merged into a copy) and the test studies as `test_questions.jsonl`."
+    "Each arm as a loadable folder `runs/<arm>/model` (LoRA merged into a copy); the test studies as `test_questions.jsonl` and `test_references.jsonl`."
     folders = {arm: out/'runs'/arm/'model' for arm in models}
     for arm, m in models.items():
         _say(f'saving the {arm}-prior model to {folders[arm]} ...')
         merge_lora(copy.deepcopy(m)).save_pretrained(folders[arm]); proc.save_pretrained(folders[arm])
     with open(out/'test_questions.jsonl', 'w') as f:
         for r in data.records['test']: f.write(json.dumps(dict(question_id=r['id'], image=r['image'], text=r['conversations'][0]['value'])) + '\n')
+    with open(out/'test_references.jsonl', 'w') as f:  # what `libra_nb_evaluate --references` reads
+        for r in data.records['test']: f.write(json.dumps(dict(question_id=r['id'], text=r['conversations'][1]['value'])) + '\n')
+    return folders
+
+def _save_parts(parts:tuple, out:Path) -> dict[str, Path]:
+    "The starting encoder (with its image processor) and LM (with its tokenizer) as `parts/encoder` and `parts/lm`: what `libra_nb_train` builds a new model from."
+    encoder, lm, tok, improc = parts
+    folders = dict(encoder=out/'parts'/'encoder', lm=out/'parts'/'lm')
+    _say(f"saving the starting parts to {folders['encoder']} and {folders['lm']} ...")
+    encoder.save_pretrained(folders['encoder']); improc.save_pretrained(folders['encoder'])
+    lm.save_pretrained(folders['lm']); tok.save_pretrained(folders['lm'])
     return folders
 
 def generate_command(out, # the results folder of a run
@@ -144,6 +155,23 @@ def generate_command(out, # the results folder of a run
     out = Path(out)
     return (f"libra_nb_generate {out/'runs'/arm/'model'} {out/'test_questions.jsonl'} {out/f'answers_{arm}.jsonl'} "
             f"--image_folder {out/'cohort'} --temperature 0 --max_new_tokens {cfg.max_new_tokens}")
+
+def evaluate_command(out, # the results folder of a run
+                     arm:str='real', # the arm whose `generate_command` answers are scored
+                    ) -> str:
+    "The `libra_nb_evaluate` command that scores the answers `generate_command` writes against the test references."
+    out = Path(out)
+    return f"libra_nb_evaluate --references {out/'test_references.jsonl'} --predictions {out/f'answers_{arm}.jsonl'}"
+
+def train_command(out, # the results folder of a run
+                  stage:int=1, # 1 (the TAC) or 2 (LoRA, from stage 1's connector)
+                  output_dir:str='my_libra', # the new run's folder; its stages go to `<output_dir>/stage1`, `<output_dir>/stage2`
+                 ) -> str:
+    "The `libra_nb_train` command that trains `stage` of a new Libra from a run's starting parts (`parts/`) and training set."
+    out, od = Path(out), Path(output_dir)
+    cmd = (f"libra_nb_train --stage {stage} --data_path {out/'cohort'/'libra_train.json'} --image_folder {out/'cohort'} "
+           f"--vision_tower {out/'parts'/'encoder'} --language_model {out/'parts'/'lm'} --output_dir {od/f'stage{stage}'} --cpu")
+    return cmd + (f" --pretrain_mm_mlp_adapter {od/'stage1'/'mm_projector.safetensors'}" if stage == 2 else '')
 
 # %% ../nbs/15c_demo.ipynb #x312170
 def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` and `runs/` are replaced)
@@ -171,7 +199,8 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
                n_test=len(test), n_test_with_prior=sum(len(r['image']) == 2 for r in test))
     _say('scoring (bootstrap CIs, paired tests, ceilings) and drawing the figures ...')
     _write_results(out, res, models, proc, data); tick('evaluation + figures')
-    res.update(models=models, model_folders=_save_models(models, proc, data, out)); tick('saving the models')
+    res.update(models=models, model_folders=_save_models(models, proc, data, out), part_folders=_save_parts(parts, out))
+    tick('saving the models')
     times['total'] = round(time.perf_counter() - t0, 1)
     (out/'config.json').write_text(json.dumps(dict(asdict(cfg), size=size, vision_tower=vision_tower, llm=llm), indent=1))
     (out/'timings.json').write_text(json.dumps(times, indent=1))
@@ -251,7 +280,11 @@ def _reuse_lines(out, cfg:DemoConfig) -> str:
             f'greedy decoding, while the tables above used beam search with {cfg.num_beams} beams, so its texts can differ from `predictions.jsonl`')
     return (f"Each arm is saved as a complete model folder (encoder, TAC, LM with the LoRA update merged, tokenizer, processor): "
             f"`runs/real/model` and `runs/dummy/model`. This command writes the real-prior model's findings for the test studies "
-            f"({same}):\n\n```sh\n{generate_command(out, cfg)}\n```\n\nIn Python: `model, processor = libra_nb.inference.load_model(\"{Path(out)/'runs'/'real'/'model'}\")`.")
+            f"({same}), and the next one scores them against the test references:\n\n```sh\n{generate_command(out, cfg)}\n{evaluate_command(out)}\n```\n\nIn Python: `model, processor = libra_nb.inference.load_model(\"{Path(out)/'runs'/'real'/'model'}\")`.\n\n"
+            f"To train a Libra of your own from the same starting parts (`parts/encoder`: the encoder stand-in with its image "
+            f"processor; `parts/lm`: the LM stand-in with its tokenizer), stage 1 and then stage 2:\n\n```sh\n"
+            f"{train_command(out, 1)}\n{train_command(out, 2)}\n```\n\nThe stage-2 folder holds a LoRA adapter; "
+            f"`libra_nb_generate` reads it as it is.")
 
 FIGURES_TEXT = """## Figures
 
@@ -359,7 +392,8 @@ def libra_nb_demo(out:str='libra_demo_out',  # results folder
     print(goal_verdict(res['tests'])[1])
     for arm in _blind_arms(res['sensitivity']): print(f"WARNING: the {arm}-prior model does not read its images (training failed); rerun with another --seed.")
     print(f"total {res['times']['total']:.0f} s; results in {Path(out).resolve()} (REPORT.md)")
-    print(f"saved models: {', '.join(str(f) for f in res['model_folders'].values())}; generate with one:\n  {generate_command(out, res['config'])}")
+    print(f"saved models: {', '.join(str(f) for f in res['model_folders'].values())}; generate with one and score its answers:\n  {generate_command(out, res['config'])}\n  {evaluate_command(out)}")
+    print(f"train your own from the starting parts in {Path(out)/'parts'}: see REPORT.md (libra_nb_train --stage 1 ... --vision_tower ... --language_model ...)")
 
 if Path((getattr(sys, 'argv', None) or [''])[0]).name == 'libra_nb_demo':  # the console script: `--vision-tower` works too
     sys.argv[1:] = hyphen_to_underscore(sys.argv[1:])

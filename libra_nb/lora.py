@@ -10,8 +10,10 @@ import pandas as pd
 from torch import nn
 from peft import LoraConfig, inject_adapter_in_model, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from .checkpoints import read_state_dict, libra_state_dict
+
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'LORA_DEFAULTS', 'ADAPTER_PREFIX', 'lora_targets', 'lora_config', 'has_lora', 'add_lora',
@@ -48,12 +50,18 @@ def _language_model(model:nn.Module) -> nn.Module:
     if lm is None: raise AttributeError(f"{type(model).__name__} has no `language_model`: LoRA goes into a Libra model's language model.")
     return lm
 
+def _adapter_base(model:nn.Module, lm:nn.Module) -> str|None:
+    "What an adapter of `model` applies to: the folder or hub id the Libra model was loaded from, else its LM's (local folders made absolute)."
+    names = [getattr(getattr(m, 'config', None), 'name_or_path', None) for m in (model, lm)]
+    name = next((n for n in names if n), None)
+    return None if name is None else str(Path(name).resolve()) if Path(name).is_dir() else name
+
 def _inject(model:nn.Module, config:LoraConfig, trainable_modules=()):
     "Freeze `model`, inject `config`'s adapters into its language model, unfreeze `trainable_modules`."
     lm = _language_model(model)
     if has_lora(model): raise ValueError("The model already has LoRA adapters: call merge_lora(model) before adding new ones.")
     model.requires_grad_(False)
-    config.base_model_name_or_path = getattr(lm, 'name_or_path', None) or config.base_model_name_or_path
+    config.base_model_name_or_path = _adapter_base(model, lm) or config.base_model_name_or_path
     inject_adapter_in_model(config, lm)
     lm.train(lm.training)  # new dropout layers start in training mode; follow the model's mode
     for name in trainable_modules:
@@ -63,6 +71,7 @@ def _inject(model:nn.Module, config:LoraConfig, trainable_modules=()):
                                  f"its children are {[n for n, _ in model.named_children()]}.")
         sub.requires_grad_(True)
     return model
+
 
 # %% ../nbs/10_lora.ipynb #c015
 def add_lora(model:nn.Module,             # a Libra model (anything with a `language_model`)
@@ -100,7 +109,7 @@ def save_lora(model:nn.Module, # a model prepared with `add_lora` (or `load_lora
               path,            # output directory (created)
               state_dict:dict|None=None, # the model's full state dict, e.g. gathered from shards (default: `model.state_dict()`)
              ) -> Path:
-    "Write the LoRA adapter of `model.language_model` in peft's format and its non-LoRA trainables as safetensors."
+    "Write the LoRA adapter of `model.language_model` in peft's format, and its non-LoRA trainables and projector as safetensors."
     lm = _language_model(model)
     if not has_lora(lm): raise ValueError("The model has no LoRA adapters to save: add them with add_lora(model) or load them with load_lora.")
     sd = model.state_dict() if state_dict is None else state_dict
@@ -109,18 +118,29 @@ def save_lora(model:nn.Module, # a model prepared with `add_lora` (or `load_lora
     lm_sd = {k.removeprefix('language_model.'): v for k, v in sd.items() if k.startswith('language_model.')}
     adapter = get_peft_model_state_dict(lm, state_dict=lm_sd)
     save_file({ADAPTER_PREFIX + k: v.detach().cpu().contiguous() for k, v in adapter.items()}, str(path/'adapter_model.safetensors'))
-    extra = {n: sd[n].detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad and '.lora_' not in n}
-    save_file(extra, str(path/'non_lora_trainables.safetensors'))
+    extra = {n: sd[n] for n, p in model.named_parameters() if p.requires_grad and '.lora_' not in n}
+    extra |= {k: v for k, v in sd.items() if k.startswith('mm_projector.')}  # the TAC, trained or not
+    save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(path/'non_lora_trainables.safetensors'))
     return path
+
 
 # %% ../nbs/10_lora.ipynb #c035
 def _first_file(d:Path, names) -> Path|None:
     return next((d/n for n in names if (d/n).is_file()), None)
 
+def _read_lora_file(f:Path) -> dict:
+    "`read_state_dict(f)`, with an error naming `f` when it is empty, truncated or corrupt."
+    try: return read_state_dict(f)
+    except FileNotFoundError: raise
+    except (SafetensorError, RuntimeError, OSError, EOFError) as e:
+        raise ValueError(f"Cannot read {f} ({f.stat().st_size:,} bytes): the file is empty, truncated or corrupt ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:150]}). An interrupted copy, download or save does this: copy or download the "
+                         "LoRA folder again, or re-run the stage-2 training that wrote it.") from e
+
 def _load_adapter_weights(lm:nn.Module, d:Path):
     f = _first_file(d, ['adapter_model.safetensors', 'adapter_model.bin'])
     if f is None: raise FileNotFoundError(f"No adapter_model.safetensors or adapter_model.bin in {d}: is it a LoRA output directory?")
-    sd = {k.removeprefix(ADAPTER_PREFIX): v for k, v in read_state_dict(f).items()}
+    sd = {k.removeprefix(ADAPTER_PREFIX): v for k, v in _read_lora_file(f).items()}
     own = set(get_peft_model_state_dict(lm))
     bad = sorted(set(sd) - own)
     if bad: raise KeyError(f"{len(bad)} adapter weights in {f} match no LoRA layer of the model, e.g. {bad[:3]}; "
@@ -133,16 +153,20 @@ def read_lora_config(d:Path, # a LoRA directory holding `adapter_config.json`
     f = Path(d)/'adapter_config.json'
     if not f.is_file():
         raise FileNotFoundError(f"No adapter_config.json in {d}: point load_lora at a LoRA directory (from save_lora or Libra's LoRA training).")
+    try: cfg = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{f} is not valid JSON ({e}): it is cut short or corrupt; copy the LoRA folder again.") from e
     known = {o.name for o in dataclasses.fields(LoraConfig)}
-    return LoraConfig(**{k: v for k, v in json.loads(f.read_text()).items() if k in known})
+    return LoraConfig(**{k: v for k, v in cfg.items() if k in known})
 
 def _load_non_lora(model:nn.Module, d:Path):
     f = _first_file(d, ['non_lora_trainables.safetensors', 'non_lora_trainables.bin'])
     if f is None: return
-    sd = read_state_dict(f)
+    sd = _read_lora_file(f)
     if f.suffix == '.bin': sd = libra_state_dict(sd, model, source=f)  # the reference's names
     res = model.load_state_dict(sd, strict=False)
     if res.unexpected_keys: raise KeyError(f"{f} holds weights the model does not have: {res.unexpected_keys[:5]}")
+
 
 # %% ../nbs/10_lora.ipynb #c036
 def load_lora(model:nn.Module, # a Libra model with (or without) LoRA adapters
@@ -167,4 +191,8 @@ def merge_lora(model:nn.Module) -> nn.Module:
         setattr(model.get_submodule(parent), attr, m.get_base_layer())
     lm = _language_model(model)
     if hasattr(lm, 'peft_config'): del lm.peft_config
+    for m in (model, lm):  # the weights are no longer those of the folder they came from: a later adapter must not name it
+        if hasattr(getattr(m, 'config', None), 'name_or_path'): m.config.name_or_path = ''
+        if getattr(m, 'name_or_path', None): m.name_or_path = ''
     return model
+

@@ -5,19 +5,24 @@
 # %% ../nbs/04_dataset.ipynb #c003
 from __future__ import annotations
 from pathlib import Path
-import json, warnings
+import contextlib, json, multiprocessing, os, warnings
+import numpy as np
 import pandas as pd
+import torch
+from PIL import Image
 from fastcore.basics import patch
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
 from .core import DEFAULT_IMAGE_TOKEN, DEFAULT_PROMPT, one_line_errors
-from .imaging import load_image, ImageLoadError
+from .imaging import load_image, load_square, ImageLoadError, TRAIN_PAD_FILL
 from .pairing import load_pairs
 from .sections import section_reports
 
 # %% auto #0
-__all__ = ['CONTEXT_SECTIONS', 'PROBLEMS', 'image_relpath', 'report_relpath', 'libra_prompt', 'build_libra_records',
-           'save_libra_json', 'validate_dataset', 'validation_summary', 'LibraDataset', 'libra_nb_build']
+__all__ = ['CONTEXT_SECTIONS', 'PROBLEMS', 'CACHE_FORMAT', 'CACHE_INDEX', 'CACHE_ARRAY', 'image_relpath', 'report_relpath',
+           'libra_prompt', 'build_libra_records', 'save_libra_json', 'validate_dataset', 'validation_summary',
+           'LibraDataset', 'ImageCache', 'build_image_cache', 'libra_nb_cache', 'usable_cores', 'loader_options',
+           'libra_nb_build']
 
 # %% ../nbs/04_dataset.ipynb #c006
 def _digits(x, prefix:str) -> str:
@@ -196,15 +201,31 @@ class LibraDataset:
     def __init__(self,
                  path_or_records, # a Libra dataset file (.json) or its list of records
                  image_folder=None, # folder the image paths are relative to (default: the dataset file's folder)
+                 image_size:int|None=None, # training: decode the fast way (`load_square`) to black-padded squares of this side; None: exact
+                 cache=None, # training: a `libra_nb_cache` folder (or `ImageCache`) to read the images from instead
                 ):
         self.records = _read_records(path_or_records)
         if image_folder is None:
             image_folder = Path(path_or_records).parent if isinstance(path_or_records, (str, Path)) else Path('.')
-        self.image_folder = Path(image_folder)
+        self.image_folder, self.image_size = Path(image_folder), image_size
+        self.cache = None if cache is None else cache if isinstance(cache, ImageCache) else ImageCache(cache)
+        if self.cache is not None and image_size not in (None, self.cache.size):
+            raise ValueError(f"image_size={image_size}, but the cache {self.cache.folder} holds {self.cache.size} px squares; "
+                             f"rebuild it with `libra_nb_cache ... --size {image_size}` or pass image_size={self.cache.size}.")
     def __len__(self): return len(self.records)
-    def __repr__(self): return f"{type(self).__name__}({len(self)} samples, images under {self.image_folder})"
+    def __repr__(self):
+        how = f", cache {self.cache.folder}" if self.cache else f", fast-decoded to {self.image_size} px" if self.image_size else ''
+        return f"{type(self).__name__}({len(self)} samples, images under {self.image_folder}{how})"
 
 # %% ../nbs/04_dataset.ipynb #c035
+@patch
+def load(self:LibraDataset, path:str # an image path of a record
+        ) -> Image.Image:
+    "One image: from the cache, decoded the fast way to `image_size`, or exactly at full size (`load_image`)."
+    if self.cache is not None: return self.cache.image(path)
+    if self.image_size: return load_square(self.image_folder/path, self.image_size)
+    return load_image(self.image_folder/path)
+
 @patch
 def __getitem__(self:LibraDataset, i:int # position of the record in the file
                ) -> dict:
@@ -216,10 +237,140 @@ def __getitem__(self:LibraDataset, i:int # position of the record in the file
         f"got {rec.get('image') if isinstance(rec, dict) else rec!r}; run `validate_dataset` on the file.")
     images = []
     for p in paths:
-        try: images.append(load_image(self.image_folder/p))
+        try: images.append(self.load(p))
         except ImageLoadError as e: raise ImageLoadError(f"{e.src} (record {i}, id {rec.get('id')!r})", e.reason, e.fix) from e
     has_prior = len(paths) == 2 and paths[1] != paths[0]
     return {'id': rec.get('id'), 'record': rec, 'images': [images[0], images[-1]], 'has_prior': has_prior}
+
+# %% ../nbs/04_dataset.ipynb #653299d6
+CACHE_FORMAT, CACHE_INDEX, CACHE_ARRAY = 'libra_nb image cache', 'index.json', 'images.npy'  # what `libra_nb_cache` writes
+
+def _cache_error(folder, what:str) -> ValueError:
+    return ValueError(f"The image cache {folder} {what}. Rebuild it with `libra_nb_cache IMAGE_FOLDER DATA_JSON {folder}` "
+                      "(or train without the cache).")
+
+def _read_cache_index(folder:Path) -> dict:
+    "The checked `index.json` of a cache folder."
+    idx = folder/CACHE_INDEX
+    if not idx.is_file(): raise FileNotFoundError(
+        f"No image cache at {folder}: {idx} does not exist (a build that did not finish leaves none). "
+        f"Build one with `libra_nb_cache IMAGE_FOLDER DATA_JSON {folder}`.")
+    try: meta = json.loads(idx.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _cache_error(folder, f"has an unreadable {CACHE_INDEX} ({e})") from e
+    if not isinstance(meta, dict) or meta.get('format') != CACHE_FORMAT or not isinstance(meta.get('images'), dict):
+        raise _cache_error(folder, f"has a {CACHE_INDEX} that is not a libra_nb image cache index")
+    n = meta.get('count')
+    if any(not isinstance(r, int) or not 0 <= r < n for r in meta['images'].values()):
+        raise _cache_error(folder, f"has a {CACHE_INDEX} whose rows do not fit its count {n}")
+    return meta
+
+# %% ../nbs/04_dataset.ipynb #61edaaa4
+class ImageCache:
+    "A `libra_nb_cache` folder: black-padded grey squares (uint8) in one memory-mapped `images.npy`, named in `index.json`."
+    def __init__(self, folder): # the folder `libra_nb_cache` / `build_image_cache` wrote
+        self.folder = Path(folder)
+        self.meta = _read_cache_index(self.folder)
+        self.size, self.rows, self._array = self.meta['size'], self.meta['images'], None
+        a = self.array
+        if a.shape != (self.meta['count'], self.size, self.size) or a.dtype != np.uint8:
+            raise _cache_error(self.folder, f"holds {CACHE_ARRAY} of shape {a.shape} and type {a.dtype}, but its index describes "
+                                            f"{self.meta['count']} images of {self.size} x {self.size} (uint8)")
+    @property
+    def array(self) -> np.ndarray:
+        "The `(n, size, size)` uint8 array, mapped on first use (in each DataLoader worker)."
+        if self._array is None:
+            try: self._array = np.load(self.folder/CACHE_ARRAY, mmap_mode='r', allow_pickle=False)
+            except (OSError, ValueError) as e: raise _cache_error(self.folder, f"cannot map {CACHE_ARRAY} ({e})") from e
+        return self._array
+    def __getstate__(self): return {**self.__dict__, '_array': None}  # a worker maps the file itself instead of receiving a copy
+    def __len__(self): return len(self.rows)
+    def __contains__(self, path): return str(path) in self.rows
+    def __repr__(self): return f"{type(self).__name__}({len(self)} images of {self.size} px at {self.folder}, {self.meta.get('decode')} decoding)"
+    def image(self, path:str # an image path as the dataset file writes it
+             ) -> Image.Image:
+        "The cached square of `path` as an RGB image."
+        row = self.rows.get(str(path))
+        if row is None: raise ImageLoadError(str(path), f"it is not in the image cache {self.folder} ({len(self)} images)",
+                                             "Rebuild the cache with `libra_nb_cache` for this dataset file, or train without the cache")
+        return Image.fromarray(np.array(self.array[row])).convert('RGB')
+
+# %% ../nbs/04_dataset.ipynb #91cf0946
+def _cache_square(job:tuple) -> tuple[np.ndarray, bool]:
+    "One cache row: the grey square of an image, and whether the image has colour."
+    path, size, reduced = job
+    sq = load_square(path, size, reduced=reduced)
+    a = np.asarray(sq)
+    return np.asarray(sq.convert('L')), bool((a[..., 0] != a[..., 1]).any() or (a[..., 0] != a[..., 2]).any())
+
+def build_image_cache(paths, # image paths as the dataset file writes them (repeats are stored once)
+                      image_folder, # the folder they are relative to
+                      out, # the cache folder to write
+                      size:int=518, # side of the squares (`square_size(processor)`; 518 for RAD-DINO)
+                      reduced:bool=False, # decode JPEGs at reduced scale (a faster build; the fast path's pixels); False: exact
+                      workers:int=0, # worker processes (0: this process)
+                      progress:bool=True) -> ImageCache:
+    "Decode, pad (black) and resize every image once into the cache folder `out`; the `ImageCache` that reads it."
+    paths, out = list(dict.fromkeys(str(p) for p in paths)), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out/CACHE_INDEX).unlink(missing_ok=True)  # the folder is no cache until the new index is written
+    tmp = out/f'{CACHE_ARRAY}.partial'
+    arr, colour = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=(len(paths), size, size)), 0
+    jobs = [(Path(image_folder)/p, size, reduced) for p in paths]
+    with multiprocessing.Pool(workers) if workers else contextlib.nullcontext() as pool:
+        rows = pool.imap(_cache_square, jobs, chunksize=4) if pool else map(_cache_square, jobs)
+        for i, (a, c) in enumerate(tqdm(rows, total=len(jobs), desc='caching images', disable=not progress)): arr[i], colour = a, colour + c
+    arr.flush(); del arr
+    tmp.replace(out/CACHE_ARRAY)
+    meta = dict(format=CACHE_FORMAT, version=1, size=size, fill=TRAIN_PAD_FILL[0], decode='reduced' if reduced else 'exact',
+                count=len(paths), colour_images=colour, images={p: i for i, p in enumerate(paths)})
+    (out/f'{CACHE_INDEX}.partial').write_text(json.dumps(meta), encoding='utf-8')
+    (out/f'{CACHE_INDEX}.partial').replace(out/CACHE_INDEX)
+    if colour: warnings.warn(f"{colour} of {len(paths)} images have colour; the cache stores them as grey (convert('L')).")
+    return ImageCache(out)
+
+# %% ../nbs/04_dataset.ipynb #42562bdf
+@call_parse
+@one_line_errors
+def libra_nb_cache(image_folder:str, # folder the dataset's image paths are relative to (e.g. MIMIC-CXR-JPG's)
+                   data_path:str, # Libra dataset JSON file(s), comma-separated
+                   out:str, # the cache folder to write (images.npy + index.json)
+                   size:int=518, # side of the squares: the processor's (518 for RAD-DINO)
+                   reduced:bool=False, # decode JPEGs at reduced scale: a faster build, with the fast path's pixels
+                   workers:int=None, # worker processes (default: as many as `loader_options` starts)
+                  ):
+    "Decode, pad and resize every image of Libra dataset files once into a memory-mapped cache for `LibraDataset(cache=...)`."
+    paths = [p for f in data_path.split(',') for rec in _read_records(f) if isinstance(rec, dict) for p in _images(rec) or []]
+    if not paths: raise ValueError(f"{data_path} names no images; check it with `validate_dataset`.")
+    workers = loader_options()['num_workers'] if workers is None else workers
+    c = build_image_cache(paths, image_folder, out, size=size, reduced=reduced, workers=workers)
+    gb = (Path(out)/CACHE_ARRAY).stat().st_size / 1e9
+    print(f"cached {len(c)} images ({size} px, {c.meta['decode']} decoding, {gb:.2f} GB) in {out}")
+
+# %% ../nbs/04_dataset.ipynb #b3a84740
+@patch
+def subset(self:LibraDataset, indices # positions of the records to keep, in the order to keep them
+          ) -> LibraDataset:
+    "A dataset of the records at `indices` that reads images as this one does (folder, fast decoding, cache)."
+    return LibraDataset([self.records[i] for i in indices], self.image_folder, self.image_size, self.cache)
+
+# %% ../nbs/04_dataset.ipynb #b3a4ead8
+def usable_cores() -> int:
+    "CPU cores this process may run on (its affinity mask), else `os.cpu_count()`."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+def loader_options(num_workers:int|None=None, # None: the usable cores shared by the host's processes, minus one, at most `max_workers`
+                   processes_per_host:int|None=None, # training processes on this host; None: `LOCAL_WORLD_SIZE` (torchrun, accelerate), else 1
+                   max_workers:int=16, # the most workers the default starts per process
+                   prefetch_factor:int=4, # batches each worker prepares ahead
+                   pin_memory:bool|None=None, # None: when CUDA is available
+                  ) -> dict:
+    "`DataLoader` keyword arguments that scale with the machine: `num_workers`, `pin_memory`, `persistent_workers`, `prefetch_factor`."
+    if num_workers is None:
+        procs = processes_per_host or int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+        num_workers = min(max_workers, max(0, usable_cores() // max(1, procs) - 1))
+    opts = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)
+    if num_workers > 0: opts.update(persistent_workers=True, prefetch_factor=prefetch_factor)
+    return opts
 
 # %% ../nbs/04_dataset.ipynb #c041
 def _load_sections(reports:str, progress:bool=True) -> pd.DataFrame:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_imaging.ipynb #c003
 from __future__ import annotations
-import io, os
+import io, math, os
 from pathlib import Path
 import numpy as np
 import pydicom
@@ -15,8 +15,9 @@ from .core import data_path
 from .checkpoints import hub_download_advice
 
 # %% auto #0
-__all__ = ['TRAIN_PAD_FILL', 'RAD_DINO', 'ImageLoadError', 'minmax_to_uint8', 'pil_to_rgb', 'dicom_to_rgb', 'load_image',
-           'expand_to_square', 'inference_pad_fill', 'rad_dino_processor', 'process_images', 'image_pair']
+__all__ = ['TRAIN_PAD_FILL', 'RAD_DINO', 'ImageLoadError', 'minmax_to_uint8', 'pil_to_rgb', 'pil_to_8bit', 'dicom_to_rgb',
+           'load_image', 'expand_to_square', 'inference_pad_fill', 'rad_dino_processor', 'process_images',
+           'load_square', 'square_size', 'image_pair']
 
 # %% ../nbs/01_imaging.ipynb #c006
 class ImageLoadError(ValueError):
@@ -48,6 +49,12 @@ def pil_to_rgb(img:Image.Image # a PIL image of any mode
         return Image.fromarray(minmax_to_uint8(np.asarray(img))).convert('RGB')
     return img.convert('RGB')
 
+def pil_to_8bit(img:Image.Image # a PIL image of any mode
+               ) -> Image.Image:
+    "`img` as 8-bit grey (`L`) when it is grey, else 8-bit RGB: the pixels of `pil_to_rgb` before grey is replicated."
+    if img.mode in ('I', 'F') or img.mode.startswith('I;16'): return Image.fromarray(minmax_to_uint8(np.asarray(img)))
+    return img.convert('L' if img.mode in ('1', 'L', 'LA') else 'RGB')
+
 # %% ../nbs/01_imaging.ipynb #c016
 _DICOM_FIX = ("Install the decoder that pydicom names (e.g. `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg`) "
               "or convert the file to uncompressed DICOM")
@@ -61,10 +68,8 @@ def _dicom_colour(arr:np.ndarray, ds:pydicom.Dataset) -> Image.Image:
         arr = (arr.astype(np.float64) * 255 / (2 ** bits - 1)).astype(np.uint8)
     return Image.fromarray(arr).convert('RGB')
 
-def dicom_to_rgb(ds:pydicom.Dataset, # a dataset read with `pydicom.dcmread`
-                 name:str='DICOM dataset' # how the source is named in errors
-                ) -> Image.Image:
-    "Render a DICOM dataset as RGB: grey gets modality LUT, VOI LUT or window, MONOCHROME1 inverted, min-max to 8 bit; colour is kept."
+def _dicom_8bit(ds:pydicom.Dataset, name:str) -> Image.Image:
+    "A DICOM dataset's picture as 8-bit grey (`L`) or, for colour files, RGB (the steps listed above)."
     if not any(k in ds for k in ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')):
         raise ImageLoadError(name, "the DICOM file has no pixel data (it may be a report, a presentation state or a header-only file)",
                              "Use the image instance of the study (e.g. a Digital X-Ray or Computed Radiography Image Storage file)")
@@ -75,7 +80,13 @@ def dicom_to_rgb(ds:pydicom.Dataset, # a dataset read with `pydicom.dcmread`
     if int(ds.get('SamplesPerPixel') or 1) > 1 or ds.get('PhotometricInterpretation') == 'PALETTE COLOR': return _dicom_colour(arr, ds)
     arr = apply_voi_lut(apply_modality_lut(arr, ds), ds)
     if ds.get('PhotometricInterpretation') == 'MONOCHROME1': arr = arr.max() - arr  # 0 is white in MONOCHROME1
-    return Image.fromarray(minmax_to_uint8(arr)).convert('RGB')
+    return Image.fromarray(minmax_to_uint8(arr))
+
+def dicom_to_rgb(ds:pydicom.Dataset, # a dataset read with `pydicom.dcmread`
+                 name:str='DICOM dataset' # how the source is named in errors
+                ) -> Image.Image:
+    "Render a DICOM dataset as RGB: grey gets modality LUT, VOI LUT or window, MONOCHROME1 inverted, min-max to 8 bit; colour is kept."
+    return _dicom_8bit(ds, name).convert('RGB')
 
 # %% ../nbs/01_imaging.ipynb #c020
 def _describe(src) -> str:
@@ -97,18 +108,29 @@ def _read_bytes(src) -> tuple[bytes, str]:
     return data, suffix
 
 # %% ../nbs/01_imaging.ipynb #c021
-def _open_dicom(data:bytes, name:str) -> Image.Image:
+def _open_dicom(data:bytes, name:str, grey:bool=False) -> Image.Image:
     try: ds = pydicom.dcmread(io.BytesIO(data))
     except Exception as e:
         raise ImageLoadError(name, f"it is not a readable DICOM file ({e})",
                              "Check that it is a DICOM Part-10 file with the 'DICM' marker, or give it the suffix of its real format") from e
-    return dicom_to_rgb(ds, name)
+    return _dicom_8bit(ds, name) if grey else dicom_to_rgb(ds, name)
 
-def _open_pil(data:bytes, name:str) -> Image.Image:
+def _draft(img:Image.Image, side:int) -> int:
+    "Ask a JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) whose padded square keeps a side >= `side`; the scale's divisor."
+    s = max(img.size) / side
+    if img.format != 'JPEG' or s < 2: return 1
+    w, box = img.width, img.draft(img.mode, (math.ceil(img.width / s), math.ceil(img.height / s)))[1]
+    return round(w / box[2])  # box: the full picture, in decoded pixels
+
+def _open_pil(data:bytes, name:str, draft:int|None=None, grey:bool=False) -> tuple[Image.Image, tuple[int, int], int]:
+    "The picture, its full-size (width, height) and the divisor of the scale it was decoded at (1 unless `draft`)."
     try:
         with Image.open(io.BytesIO(data)) as img:
+            full, k = img.size, _draft(img, draft) if draft else 1
+            if img.getexif().get(0x0112) in (5, 6, 7, 8): full = full[::-1]  # EXIF orientations that swap width and height
             img.load()  # decode now: a truncated file fails here, not later inside a DataLoader
-            return pil_to_rgb(ImageOps.exif_transpose(img))  # a phone photo or scanner JPEG may be stored rotated
+            img = ImageOps.exif_transpose(img)  # a phone photo or scanner JPEG may be stored rotated
+            return pil_to_8bit(img) if grey else pil_to_rgb(img), full, k
     except Image.DecompressionBombError as e:
         raise ImageLoadError(name, f"it is larger than Pillow's decompression-bomb limit ({e})",
                              "If the file is trusted, raise the limit (`PIL.Image.MAX_IMAGE_PIXELS = None`) before loading, or downscale it") from e
@@ -128,7 +150,7 @@ def load_image(src:str|os.PathLike|bytes|Image.Image # a file path, the bytes of
         raise TypeError(f"load_image takes a path, the bytes of a file or a PIL image, not {type(src).__name__}.")
     data, suffix = _read_bytes(src)
     if suffix == '.dcm' or data[128:132] == b'DICM': return _open_dicom(data, _describe(src))
-    return _open_pil(data, _describe(src))
+    return _open_pil(data, _describe(src))[0]
 
 # %% ../nbs/01_imaging.ipynb #c039
 TRAIN_PAD_FILL = (0, 0, 0)  # the reference pads training images with black
@@ -177,6 +199,53 @@ def process_images(images, # a list of paths, bytes or PIL images (or one of the
         fill = TRAIN_PAD_FILL if pad == 'train' else inference_pad_fill(processor)
         imgs = [expand_to_square(o, fill) for o in imgs]
     return processor(images=imgs, return_tensors='pt')['pixel_values']
+
+# %% ../nbs/01_imaging.ipynb #9f2df3a3
+def _load_8bit(src, draft:int|None) -> tuple[Image.Image, tuple[int, int], int]:
+    "`src` as 8-bit grey or RGB (see `pil_to_8bit`), its full size and decoding scale (JPEGs reduced for a square of side `draft`)."
+    if isinstance(src, Image.Image): return pil_to_8bit(src), src.size, 1
+    if not isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
+        raise TypeError(f"load_square takes a path, the bytes of a file or a PIL image, not {type(src).__name__}.")
+    data, suffix = _read_bytes(src)
+    if suffix == '.dcm' or data[128:132] == b'DICM':
+        img = _open_dicom(data, _describe(src), grey=True)
+        return img, img.size, 1
+    return _open_pil(data, _describe(src), draft=draft, grey=True)
+
+# %% ../nbs/01_imaging.ipynb #d99986a8
+def _square(img:Image.Image, full:tuple[int, int], k:int, size:int, fill) -> Image.Image:
+    "`img` (the picture of full size `full`, decoded at 1/k) padded with `fill` and resized to `size`, as if padded at full size."
+    if k == 1: return expand_to_square(img, fill).resize((size, size), Image.BICUBIC)
+    (W, H), M = full, max(full)
+    ox, oy = (M - W) // 2, (M - H) // 2  # the full-size square's offsets (`expand_to_square`)
+    px, py = math.ceil(ox / k), math.ceil(oy / k)
+    x0, y0, side = px - ox / k, py - oy / k, M / k
+    if W != H:  # the last row (or column) on the padded side covers only part of a block: mix it with the fill
+        a, f = np.array(img), (H if W > H else W) / k % 1 or 1
+        if W > H: a[-1] = np.round(f * a[-1] + (1 - f) * np.asarray(fill))
+        else: a[:, -1] = np.round(f * a[:, -1] + (1 - f) * np.asarray(fill))
+        img = Image.fromarray(a)
+    canvas = Image.new(img.mode, (max(px + img.width, math.ceil(x0 + side)), max(py + img.height, math.ceil(y0 + side))), fill)
+    canvas.paste(img, (px, py))
+    return canvas.resize((size, size), Image.BICUBIC, box=(x0, y0, x0 + side, y0 + side))
+
+# %% ../nbs/01_imaging.ipynb #391d90cb
+def load_square(src:str|os.PathLike|bytes|Image.Image, # a file path, the bytes of a file, or a PIL image
+                size:int, # side of the square, e.g. `square_size(processor)` (518 for RAD-DINO)
+                fill:tuple|int=TRAIN_PAD_FILL, # padding colour (training: black)
+                reduced:bool=True, # decode JPEGs at the smallest 1/2, 1/4 or 1/8 scale that keeps `size`; False: full size
+               ) -> Image.Image:
+    "An image loaded, padded to a square with `fill` and resized (bicubic) to `size` x `size` in grey, as RGB: the fast training path."
+    img, full, k = _load_8bit(src, size if reduced else None)
+    fill = (fill,) * 3 if isinstance(fill, int) else tuple(fill)
+    if img.mode == 'L' and len(set(fill)) == 1: fill = fill[0]
+    else: img = img.convert('RGB')  # colour, or a coloured padding: pad and resize all three channels
+    return _square(img, full, k, size, fill).convert('RGB')
+
+def square_size(processor # an image processor such as `rad_dino_processor()`
+               ) -> int:
+    "The side the processor resizes a square image to (its `shortest_edge`, else its `height`)."
+    return processor.size.get('shortest_edge') or processor.size['height']
 
 # %% ../nbs/01_imaging.ipynb #x87a3e4
 _SINGLE_IMAGE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)  # what `load_image` takes

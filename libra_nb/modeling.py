@@ -24,8 +24,9 @@ from .processing import LibraProcessor, LibraDataCollator, pad_sequences, pad_to
 _all_ = ['LibraConfig', 'tiny_libra_config', 'LibraProcessor', 'LibraDataCollator', 'pad_sequences', 'pad_token_id']
 
 # %% auto #0
-__all__ = ['splice_image_features', 'LibraForConditionalGeneration', 'tiny_libra', 'LibraCausalLMOutputWithPast', 'LibraConfig',
-           'tiny_libra_config', 'LibraProcessor', 'LibraDataCollator', 'pad_sequences', 'pad_token_id']
+__all__ = ['splice_image_features', 'LibraForConditionalGeneration', 'tiny_libra', 'LibraCausalLMOutputWithPast',
+           'label_cross_entropy', 'LibraConfig', 'tiny_libra_config', 'LibraProcessor', 'LibraDataCollator',
+           'pad_sequences', 'pad_token_id']
 
 # %% ../nbs/09c_modeling.ipynb #c017
 def splice_image_features(input_ids:torch.Tensor,      # `(B, L)` with at most one `image_token_index` per sample
@@ -179,6 +180,7 @@ def forward(self:LibraForConditionalGeneration,
             use_cache:bool|None=None,               # return the KV cache (generation)
             logits_to_keep:int|torch.Tensor=0,      # only compute logits for the last positions (0: all)
             return_dict:bool|None=None,             # False: return a tuple
+            loss_logits:str='all',                  # with labels: 'labels' computes logits (and loss) only where scored; logits=None
             **kwargs) -> LibraCausalLMOutputWithPast: # passed to the LM (e.g. `output_hidden_states`)
     "Run Libra; with `labels`, also the next-token cross-entropy over the labelled positions."
     if (input_ids is None) == (inputs_embeds is None): raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
@@ -190,13 +192,42 @@ def forward(self:LibraForConditionalGeneration,
     position_ids = None
     if attention_mask is not None:  # positions count real tokens only, so left padding does not shift them
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -inputs_embeds.shape[1]:]
-    out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                              labels=labels, use_cache=use_cache, logits_to_keep=logits_to_keep, return_dict=True,
-                              **{CACHE_KWARG: cache}, **kwargs)
-    res = LibraCausalLMOutputWithPast(loss=out.loss, logits=out.logits, **{CACHE_KWARG: output_cache(out)},
+    if loss_logits not in ('all', 'labels'): raise ValueError(f"loss_logits must be 'all' or 'labels', not {loss_logits!r}.")
+    lm_kw = dict(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache,
+                 return_dict=True, **{CACHE_KWARG: cache}, **kwargs)
+    if loss_logits == 'labels' and labels is not None: (out, loss), logits = self._label_only_loss(labels, **lm_kw), None
+    else:
+        out = self.language_model(labels=labels, logits_to_keep=logits_to_keep, **lm_kw)
+        loss, logits = out.loss, out.logits
+    res = LibraCausalLMOutputWithPast(loss=loss, logits=logits, **{CACHE_KWARG: output_cache(out)},
                                       hidden_states=out.hidden_states, attentions=out.attentions,
                                       image_hidden_states=feats, attention_mask=spliced_mask)
     return res.to_tuple() if return_dict is False else res
+
+# %% ../nbs/09c_modeling.ipynb #296cfda5
+def label_cross_entropy(hidden:torch.Tensor, # `(B, T, H)` the LM's last hidden states (after its final norm)
+                        labels:torch.Tensor, # `(B, T)` targets, IGNORE_INDEX where not scored (not shifted, as for the LM)
+                        lm_head:nn.Module, # the LM's output layer (`get_output_embeddings()`)
+                        num_items_in_batch:int|torch.Tensor|None=None, # sum the losses and divide by this (None: the mean)
+                       ) -> torch.Tensor:
+    "Next-token cross-entropy with logits computed only at the positions whose next token is labelled."
+    y = labels[:, 1:].to(hidden.device)
+    keep = y != IGNORE_INDEX
+    logits = lm_head(hidden[:, :-1][keep]).float()  # (scored tokens, vocabulary): float, as transformers' loss
+    if num_items_in_batch is None: return nn.functional.cross_entropy(logits, y[keep])
+    return nn.functional.cross_entropy(logits, y[keep], reduction='sum') / num_items_in_batch
+
+_SCALED_HEADS = ('final_logit_softcapping', 'logit_scale', 'logits_scaling', 'lm_head_multiplier')  # LMs whose logits are not just lm_head(h)
+
+@patch
+def _label_only_loss(self:LibraForConditionalGeneration, labels, num_items_in_batch=None, **lm_kw):
+    "The LM's body on the inputs, then head and loss at the labelled positions: (body output, loss)."
+    lm = self.language_model
+    if scaled := [a for a in _SCALED_HEADS if getattr(lm.config, a, None) not in (None, 1, 1.0)]:
+        raise ValueError(f"loss_logits='labels' applies the LM head alone, but {type(lm).__name__} also scales its logits "
+                         f"({', '.join(scaled)}); use loss_logits='all' for this LM.")
+    out = lm.get_decoder()(**lm_kw)
+    return out, label_cross_entropy(out.last_hidden_state, labels, lm.get_output_embeddings(), num_items_in_batch)
 
 # %% ../nbs/09c_modeling.ipynb #c038
 @patch

@@ -131,7 +131,8 @@ def get_image_features(self:LibraForConditionalGeneration,
     if pixel_values.ndim != 5 or pixel_values.shape[1] != 2:
         raise ValueError(f"pixel_values must be (B, 2, 3, H, W) current/prior pairs or (B, 3, H, W), got {tuple(pixel_values.shape)}")
     feats = self.vision_tower(pixel_values)  # (B, 2, L, N, D), computed without gradients (frozen)
-    feats = feats.to(next(self.mm_projector.parameters()).dtype)
+    p = next(self.mm_projector.parameters())  # the tower may sit on another device (`inference.place_vision_tower`)
+    feats = feats.to(device=p.device, dtype=p.dtype)
     return self.mm_projector(feats[:, 0], feats[:, 1])
 
 # %% ../nbs/09c_modeling.ipynb #c033
@@ -251,12 +252,14 @@ def from_pretrained_parts(cls:LibraForConditionalGeneration,
                           attn_implementation:str|None=None,          # for the LM: 'eager', 'sdpa', 'flash_attention_2'
                           **config_kwargs                             # further `LibraConfig` fields
                          ) -> LibraForConditionalGeneration:
-    "A Libra model from a pretrained encoder and LM, with a freshly initialised projector."
+    "A Libra model from a pretrained encoder and LM, with a freshly initialised projector; local folders are recorded as absolute paths."
     enc = load_vision_encoder(vision_encoder, **({'dtype': dtype} if dtype is not None else {}))
     lm_kw = {k: v for k, v in dict(dtype=dtype, attn_implementation=attn_implementation).items() if v is not None}
     lm = AutoModelForCausalLM.from_pretrained(str(language_model), **lm_kw)
-    config = LibraConfig(vision_config=enc.config, text_config=lm.config,
-                         mm_vision_tower=str(vision_encoder) if isinstance(vision_encoder, (str, Path)) else None, **config_kwargs)
+    if Path(str(language_model)).is_dir(): lm.config._name_or_path = str(Path(language_model).resolve())  # found from any folder later
+    name = str(vision_encoder) if isinstance(vision_encoder, (str, Path)) else None
+    if name is not None and Path(name).is_dir(): name = str(Path(name).resolve())
+    config = LibraConfig(vision_config=enc.config, text_config=lm.config, mm_vision_tower=name, **config_kwargs)
     model = cls(config, vision_encoder=enc, language_model=lm)
     return model.to(lm.dtype) if dtype is not None else model
 

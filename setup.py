@@ -18,8 +18,8 @@ lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 
 def reqs(key): return shlex.split(cfg.get(key, ''))
-extras = {k: reqs(f'{k}_requirements') for k in ('dev', 'metrics', 'train', 'gpu')}
-extras['all'] = sorted({r for k in ('dev', 'metrics', 'train') for r in extras[k]})
+extras = {k: reqs(f'{k}_requirements') for k in ('dev', 'metrics', 'train', 'gpu', 'app')}
+extras['all'] = sorted({r for k in ('dev', 'metrics', 'train', 'app') for r in extras[k]})
 
 setuptools.setup(
     name=cfg['lib_name'],

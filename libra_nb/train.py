@@ -11,11 +11,13 @@ from typing import get_args, get_type_hints
 import torch
 from fastcore.docments import docments
 from fastcore.script import call_parse, Param
+from huggingface_hub import constants as hf_constants, try_to_load_from_cache
+from huggingface_hub.utils import HFValidationError, get_session, validate_repo_id
 from transformers import AutoTokenizer
 from .imaging import rad_dino_processor
 from .vision import RAD_DINO
 from .tac import load_projector_state_dict
-from .core import IGNORE_INDEX, one_line_errors
+from .core import IGNORE_INDEX, hub_offline, one_line_errors
 from .conversation import conversation_from_turns, encode_conversations
 from .dataset import LibraDataset, validate_dataset
 from .modeling import LibraForConditionalGeneration, LibraProcessor, LibraDataCollator
@@ -33,13 +35,13 @@ _all_ = ['MIXED_PRECISION', 'TrainConfig', 'PAPER_STAGES', 'is_lora_param', 'tra
     'LibraTrainer', 'teacher_forced_ids', 'InTrainingMetrics', 'plot_history']
 
 # %% auto #0
-__all__ = ['CLI_OWN_OPTIONS', 'accelerate_config', 'free_port', 'cpu_launch_command', 'load_for_training', 'train_options',
-           'with_train_options', 'cli_config', 'check_training_data', 'libra_nb_train', 'MIXED_PRECISION',
-           'TrainConfig', 'PAPER_STAGES', 'is_lora_param', 'trainable_report', 'set_trainable', 'no_decay_names',
-           'param_groups', 'upcast_trainables', 'ensure_lora', 'TRAINER_STATE', 'checkpoint_step', 'list_checkpoints',
-           'latest_checkpoint', 'replace_dir', 'projector_state_dict', 'save_stage_outputs', 'EpochSampler',
-           'TrainerState', 'NonFiniteLoss', 'tracker_name', 'resolve_mixed_precision', 'make_accelerator',
-           'LibraTrainer', 'teacher_forced_ids', 'InTrainingMetrics', 'plot_history']
+__all__ = ['CLI_OWN_OPTIONS', 'accelerate_config', 'free_port', 'cpu_launch_command', 'load_for_training', 'check_hub_models',
+           'train_options', 'with_train_options', 'cli_config', 'check_training_data', 'libra_nb_train',
+           'MIXED_PRECISION', 'TrainConfig', 'PAPER_STAGES', 'is_lora_param', 'trainable_report', 'set_trainable',
+           'no_decay_names', 'param_groups', 'upcast_trainables', 'ensure_lora', 'TRAINER_STATE', 'checkpoint_step',
+           'list_checkpoints', 'latest_checkpoint', 'replace_dir', 'projector_state_dict', 'save_stage_outputs',
+           'EpochSampler', 'TrainerState', 'NonFiniteLoss', 'tracker_name', 'resolve_mixed_precision',
+           'make_accelerator', 'LibraTrainer', 'teacher_forced_ids', 'InTrainingMetrics', 'plot_history']
 
 # %% ../nbs/12d_train.ipynb #c064
 def accelerate_config(name:str # 'single_gpu', 'ddp', 'zero2', 'zero3' or 'fsdp'
@@ -87,6 +89,35 @@ def load_for_training(model_name_or_path=None,     # a libra_nb model folder or 
         model.mm_projector.load_state_dict(load_projector_state_dict(pretrain_mm_mlp_adapter))
     return model, processor
 
+# %% ../nbs/12d_train.ipynb #f33fa70c
+def _hub_unreachable() -> str|None:
+    "Why the Hugging Face hub cannot be reached (offline mode, or no answer to one request without retries); None when it answers."
+    if hub_offline() or hf_constants.is_offline_mode(): return 'HF_HUB_OFFLINE is set'
+    try: get_session().head(hf_constants.ENDPOINT, timeout=10)
+    except Exception as e: return f"no answer from {hf_constants.ENDPOINT}: {' '.join(str(e).split())[:150]}"
+    return None
+
+def _hub_id(name) -> bool:
+    "True when `name` is not an existing path but has the form of a hub id ('owner/name')."
+    if name is None or Path(name).exists(): return False
+    try: validate_repo_id(str(name)); return True
+    except HFValidationError: return False
+
+def check_hub_models(models:dict # option -> hub id or local folder, e.g. {'--vision_tower': 'microsoft/rad-dino'}
+                    ):
+    "Fail at once, saying what to download, when a model is a hub id that is not cached and the hub cannot be reached (asked once)."
+    hub = {o: str(m) for o, m in models.items() if _hub_id(m)}
+    if not hub or (why := _hub_unreachable()) is None: return
+    missing = {o: m for o, m in hub.items() if not isinstance(try_to_load_from_cache(m, 'config.json'), str)}
+    if missing: raise OSError(
+        f"{' and '.join(f'{o} {m!r}' for o, m in missing.items())} {'is' if len(missing) == 1 else 'are'} neither a local folder nor in "
+        f"the Hugging Face cache ({hf_constants.HF_HUB_CACHE}), and the hub cannot be reached ({why}). Download once while online "
+        f"({'; '.join(f'`hf download {m} --local-dir <folder>`' for m in missing.values())}), then pass the folder"
+        f"{'s' if len(missing) > 1 else ''} ({' '.join(f'{o} <folder>' for o in missing)}); a local path that does not exist reads as a hub id.")
+    if not hf_constants.is_offline_mode():  # all cached: load from the cache now, instead of retrying each file for ~20 s
+        hf_constants.HF_HUB_OFFLINE = True
+        warnings.warn(f"The Hugging Face hub cannot be reached ({why}): using the cached {', '.join(hub.values())}, as HF_HUB_OFFLINE=1 would.")
+
 # %% ../nbs/12d_train.ipynb #x786931
 CLI_OWN_OPTIONS = ('stage', 'output_dir', 'gradient_checkpointing', 'merge_lora', 'cpu')  # fields with an option of their own
 
@@ -104,9 +135,11 @@ def train_options() -> list[inspect.Parameter]:
 
 def with_train_options(f # a function taking `**options`
                       ):
-    "Replace `f`'s `**options` by `train_options()` in its signature, so fastcore's parser and the docs list them."
-    sig = inspect.signature(f, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.kind != p.VAR_KEYWORD]
+    "Replace `f`'s `**options` by `train_options()` in its signature (for fastcore's parser and the docs); parameters documented '(required)' become required."
+    sig, docs = inspect.signature(f, eval_str=True), docments(f)
+    req = {n: Param(docs[n], p.annotation, required=True) for n, p in sig.parameters.items() if (docs.get(n) or '').startswith('(required)')}
+    f.__annotations__.update(req)  # argparse shows them without [ ] and refuses a command line without them
+    own = [p.replace(annotation=req.get(p.name, p.annotation)) for p in sig.parameters.values() if p.kind != p.VAR_KEYWORD]
     f.__signature__ = sig.replace(parameters=own + train_options())
     return f
 
@@ -193,6 +226,8 @@ def libra_nb_train(stage:int=None,                  # (required) 1: align the TA
     train = LibraDataset(data_path, image_folder)  # read before the model loads, so a wrong path fails at once
     val = LibraDataset(validation_data_path, image_folder) if validation_data_path else None
     mp = resolve_mixed_precision(cfg) or os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
+    check_hub_models({'--model_name_or_path': model_name_or_path} if model_name_or_path else
+                     {'--vision_tower': vision_tower, '--language_model': language_model})  # fail now, not after a minute of retries
     model, processor = load_for_training(model_name_or_path, vision_tower, language_model, pretrain_mm_mlp_adapter,
                                          dtype={'bf16': torch.bfloat16, 'fp16': torch.float16}.get(mp), attn_implementation=attn_implementation)
     train = check_training_data(train, processor, cfg.model_max_length)

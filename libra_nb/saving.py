@@ -155,6 +155,11 @@ def _materialised(model:nn.Module, sd:dict) -> bool:
     return all(p.shape == sd[n].shape for n, p in model.named_parameters() if p.requires_grad and n in sd)
 
 # %% ../nbs/12b_saving.ipynb #x42be8b
+def _base_name(config) -> str|None:
+    "The model a run started from (`from_pretrained`'s folder, absolute, or hub id); None for a model built in memory."
+    name = str(getattr(config, 'name_or_path', '') or '')
+    return None if not name else str(Path(name).resolve()) if Path(name).is_dir() else name
+
 def save_stage_outputs(model:nn.Module, # the unwrapped model
                        out_dir,          # folder to write (created)
                        stage:int,        # 1: projector; 2: LoRA adapter + non-LoRA trainables
@@ -167,7 +172,11 @@ def save_stage_outputs(model:nn.Module, # the unwrapped model
     whole = _materialised(model, sd)
     if stage == 1: save_file(projector_state_dict(sd), str(out/'mm_projector.safetensors'), metadata={'format': 'pt'})
     else: save_lora(model, out, None if whole else sd)  # sharded: the tensors come from the gathered state dict
-    if hasattr(getattr(model, 'config', None), 'save_pretrained'): model.config.save_pretrained(out)
+    if hasattr(getattr(model, 'config', None), 'save_pretrained'):
+        model.config.save_pretrained(out)
+        if base := _base_name(model.config):  # the folder or hub id the run started from: what `load_model` rebuilds
+            cfg = json.loads((out/'config.json').read_text()); cfg['base_model_name_or_path'] = base
+            (out/'config.json').write_text(json.dumps(cfg, indent=2, sort_keys=True) + '\n')
     if train_config is not None: (out/'train_config.json').write_text(json.dumps(train_config, indent=1))
     if stage == 2 and merge:
         if not whole: warnings.warn(f"Not merging: the model is sharded (ZeRO-3/FSDP). Merge afterwards on one device: "

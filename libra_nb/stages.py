@@ -6,13 +6,15 @@
 from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
+import inspect
 import pandas as pd, torch, torch.nn as nn
 from fastcore.basics import patch
 from .lora import LORA_DEFAULTS, add_lora, has_lora
 
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'PAPER_STAGES', 'TrainConfig', 'is_lora_param', 'trainable_report', 'set_trainable',
-           'no_decay_names', 'param_groups', 'upcast_trainables', 'ensure_lora', 'use_cache_configs', 'kv_cache_off']
+           'no_decay_names', 'param_groups', 'upcast_trainables', 'ensure_lora', 'use_cache_configs', 'kv_cache_off',
+           'loss_kwargs']
 
 # %% ../nbs/12a_stages.ipynb #c007
 MIXED_PRECISION = ('auto', 'no', 'bf16', 'fp16')
@@ -43,7 +45,10 @@ class TrainConfig:
     save_steps:float = 20000               # checkpoint every N steps, or every fraction of the run when < 1
     save_total_limit:int|None = 1          # periodic checkpoints to keep (None: all); `best/` is kept apart
     seed:int = 42                          # seeds python, numpy and torch (dropout) and the data order
-    dataloader_num_workers:int = 4         # worker processes per data loader
+    dataloader_num_workers:int|None = None # worker processes per data loader; None: `dataset.loader_options` scales them with the cores
+    loss_logits:str = 'labels'             # 'labels': LM head and loss only at answer tokens (same loss and gradients, 4x less peak memory at 1,700 tokens); 'all': every position
+    fast_decode:bool = True                # `libra_nb_train`: decode training JPEGs at reduced scale, grey-padded to the processor's size (`load_square`); False: the exact full-size path
+    image_cache:str|None = None            # `libra_nb_train`: a `libra_nb_cache` folder the training and validation images are read from
     report_to:str = 'auto'                 # accelerate tracker: 'auto' (TensorBoard if installed), 'tensorboard', 'wandb', 'none'
     resume_from:str|None = None            # a `checkpoint-N` folder, or 'latest' for the newest in `output_dir`
     lora_r:int = LORA_DEFAULTS['r']        # LoRA rank (stage 2)
@@ -56,6 +61,7 @@ class TrainConfig:
         if self.stage not in (1, 2): raise ValueError(f"stage must be 1 (TAC alignment) or 2 (LoRA), got {self.stage!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}: use one of {MIXED_PRECISION}")
+        if self.loss_logits not in ('labels', 'all'): raise ValueError(f"loss_logits={self.loss_logits!r}: use 'labels' or 'all'")
         if self.projector_lr is not None and self.stage == 1:
             raise ValueError("projector_lr is a stage-2 option (train the TAC beside LoRA); stage 1 trains the TAC at learning_rate")
 
@@ -173,3 +179,9 @@ def kv_cache_off(configs:list # e.g. `use_cache_configs(model)`
     try: yield
     finally:
         for c in configs: c.use_cache = True
+
+def loss_kwargs(model:nn.Module, # the model to train (a DDP/FSDP wrapper is looked through)
+                cfg:TrainConfig) -> dict:
+    "`forward` keyword arguments of a training step: `loss_logits` when `cfg` asks for label-only logits and the model takes it."
+    fwd = getattr(model, 'module', model).forward
+    return {'loss_logits': cfg.loss_logits} if cfg.loss_logits != 'all' and 'loss_logits' in inspect.signature(fwd).parameters else {}

@@ -14,7 +14,7 @@ from fastcore.script import call_parse, Param
 from huggingface_hub import constants as hf_constants, try_to_load_from_cache
 from huggingface_hub.utils import HFValidationError, get_session, validate_repo_id
 from transformers import AutoTokenizer
-from .imaging import rad_dino_processor
+from .imaging import rad_dino_processor, square_size
 from .vision import RAD_DINO
 from .tac import load_projector_state_dict
 from .core import IGNORE_INDEX, hub_offline, one_line_errors
@@ -197,7 +197,7 @@ def check_training_data(dataset:LibraDataset, # a training or validation set
         kinds = probs[probs['index'].isin(bad)].drop_duplicates('index').problem.value_counts().to_dict()
         warnings.warn(f"{name}: {skipped} of {len(counts)} records skipped ({kinds or 'no labelled token after truncation'}); "
                       f"{truncated} truncated to model_max_length={max_length} ({cut} answer tokens cut).")
-    return LibraDataset([dataset.records[i] for i in keep], dataset.image_folder)
+    return dataset.subset(keep)  # keeps the fast decoding and the cache
 
 # %% ../nbs/12d_train.ipynb #xe9cf7c
 @call_parse
@@ -223,13 +223,15 @@ def libra_nb_train(stage:int=None,                  # (required) 1: align the TA
     if stage is None or data_path is None or output_dir is None:
         raise ValueError("libra_nb_train needs --stage (1 or 2), --data_path (a Libra dataset JSON) and --output_dir; see --help.")
     cfg = cli_config(stage, output_dir, config, options, no_gradient_checkpointing, merge_lora, cpu)
-    train = LibraDataset(data_path, image_folder)  # read before the model loads, so a wrong path fails at once
-    val = LibraDataset(validation_data_path, image_folder) if validation_data_path else None
+    train = LibraDataset(data_path, image_folder, cache=cfg.image_cache)  # read before the model loads: a wrong path fails at once
+    val = LibraDataset(validation_data_path, image_folder, cache=cfg.image_cache) if validation_data_path else None
     mp = resolve_mixed_precision(cfg) or os.environ.get('ACCELERATE_MIXED_PRECISION', 'no')
     check_hub_models({'--model_name_or_path': model_name_or_path} if model_name_or_path else
                      {'--vision_tower': vision_tower, '--language_model': language_model})  # fail now, not after a minute of retries
     model, processor = load_for_training(model_name_or_path, vision_tower, language_model, pretrain_mm_mlp_adapter,
                                          dtype={'bf16': torch.bfloat16, 'fp16': torch.float16}.get(mp), attn_implementation=attn_implementation)
+    for ds in (train, val):  # the fast decode goes straight to the processor's square (a cache already holds squares)
+        if ds is not None and ds.cache is None and cfg.fast_decode: ds.image_size = square_size(processor.image_processor)
     train = check_training_data(train, processor, cfg.model_max_length)
     if val is not None: val = check_training_data(val, processor, cfg.model_max_length, 'validation set')
     metrics = None if no_metrics or val is None else InTrainingMetrics(processor.tokenizer)

@@ -18,7 +18,8 @@ from safetensors import safe_open
 from transformers import get_cosine_schedule_with_warmup
 from .core import IGNORE_INDEX
 from .evaluation import nlg_scores
-from .stages import TrainConfig, set_trainable, param_groups, upcast_trainables, ensure_lora, use_cache_configs, kv_cache_off
+from .dataset import loader_options
+from .stages import TrainConfig, set_trainable, param_groups, upcast_trainables, ensure_lora, use_cache_configs, kv_cache_off, loss_kwargs
 from .saving import (TRAINER_STATE, SCHEDULER_STATE, WRITE_ERRORS, latest_checkpoint, list_checkpoints, replace_dir,
     save_stage_outputs, finish_checkpoint, check_checkpoint_files, check_random_states, write_error)
 
@@ -99,7 +100,7 @@ class LibraTrainer:
         self.report = set_trainable(model, cfg.stage, train_projector=cfg.projector_lr is not None)
         if acc.distributed_type != DistributedType.DEEPSPEED: upcast_trainables(model)  # DeepSpeed keeps its own fp32 copies
         if cfg.gradient_checkpointing: self._enable_gradient_checkpointing()
-        self._cache_configs = use_cache_configs(model)  # switched off in each training step (`kv_cache_off`)
+        self._cache_configs, self._loss_kw = use_cache_configs(model), loss_kwargs(model, cfg)  # `kv_cache_off` in each step; label-only logits
         groups = [{k: v for k, v in g.items() if k != 'names'} for g in
                   param_groups(model, cfg.learning_rate, cfg.weight_decay, cfg.projector_lr)]
         opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
@@ -120,8 +121,8 @@ class LibraTrainer:
 # %% ../nbs/12c_trainer.ipynb #c031
 @patch
 def _loader(self:LibraTrainer, ds, bs, sampler=None):
-    return DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=self.collate_fn, num_workers=self.cfg.dataloader_num_workers,
-                      generator=torch.Generator().manual_seed(self.cfg.seed))
+    return DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=self.collate_fn, generator=torch.Generator().manual_seed(self.cfg.seed),
+                      **loader_options(self.cfg.dataloader_num_workers, pin_memory=not self.cfg.cpu and torch.cuda.is_available()))
 
 @patch
 def _total_steps(self:LibraTrainer, max_steps:int, num_train_epochs:float) -> int:
@@ -179,7 +180,7 @@ def training_step(self:LibraTrainer, batch:dict # `model(**batch)` keyword argum
     "Forward, backward and (at the end of an accumulation) clip + optimiser + schedule step; returns the loss."
     acc, cfg = self.accelerator, self.cfg
     with acc.accumulate(self.model), kv_cache_off(self._cache_configs):
-        loss = self.model(**batch).loss
+        loss = self.model(**batch, **self._loss_kw).loss
         self._stop_if_nonfinite(loss, 'loss')
         acc.backward(loss)
         if acc.sync_gradients:
@@ -255,7 +256,7 @@ def evaluate(self:LibraTrainer) -> dict:
     was_training = model.training; model.eval()
     losses, preds, refs = [], [], []
     for batch in tqdm(self.eval_dl, desc='validation', leave=False, disable=not acc.is_local_main_process):
-        with torch.no_grad(): out = model(**batch)
+        with torch.no_grad(): out = model(**batch, **({} if self.metrics is not None else self._loss_kw))  # metrics need the logits
         n = batch['labels'].shape[0] if 'labels' in batch else 1
         losses.append(acc.gather_for_metrics(out.loss.detach().float().repeat(n)))
         if self.metrics is not None:

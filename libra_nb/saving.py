@@ -152,7 +152,8 @@ def projector_state_dict(state_dict:dict # a model state dict (any prefix before
 
 def _materialised(model:nn.Module, sd:dict) -> bool:
     "False when the model's trainable parameters are shards (ZeRO-3, FSDP) rather than the tensors in `sd`."
-    return all(p.shape == sd[n].shape for n, p in model.named_parameters() if p.requires_grad and n in sd)
+    # ZeRO-3 and FSDP1 leave empty or flat shards; FSDP2's DTensors keep the full shape but hold a part of the values
+    return all(p.shape == sd[n].shape and not hasattr(p, 'full_tensor') for n, p in model.named_parameters() if p.requires_grad and n in sd)
 
 # %% ../nbs/12b_saving.ipynb #x42be8b
 def _base_name(config) -> str|None:

@@ -11,6 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from fastcore.meta import delegates
+from safetensors import SafetensorError
 from .checkpoints import read_state_dict
 
 # %% auto #0
@@ -243,7 +244,11 @@ def load_projector_state_dict(src, # a `.bin`/`.pt`/`.safetensors` file, or a st
         if not path.is_file():
             raise FileNotFoundError(f"No projector checkpoint at {path}: pass the `mm_tac_projector.bin` (or `mm_projector.bin`, "
                                     "`non_lora_trainables.bin`, a .safetensors file) downloaded with the Libra model.")
-        sd = read_state_dict(path)  # safetensors, or torch.load(weights_only=True)
+        try: sd = read_state_dict(path)  # safetensors, or torch.load(weights_only=True)
+        except (SafetensorError, RuntimeError, OSError, EOFError) as e:  # a cut-off download or copy; a pickle of objects stays an UnpicklingError
+            raise ValueError(f"Cannot read the projector file {path} ({path.stat().st_size:,} bytes): it is empty, truncated or corrupt "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:150]}). Download or copy it again, or re-run the "
+                             "stage-1 training that wrote it.") from e
     else: sd, path = dict(src), 'the given state dict'
     out = {k.split('mm_projector.', 1)[1]: v for k, v in sd.items() if 'mm_projector.' in k}
     if not out:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from fastcore.meta import delegates
 from fastcore.script import call_parse
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
 from .vision import RAD_DINO, load_vision_encoder
 from .tac import load_projector_state_dict
@@ -176,8 +176,17 @@ def _read_weights(read, path) -> dict:
         p = Path(path) if isinstance(path, (str, Path)) else None
         sizes = '' if p is None or not p.is_dir() else ' Its weight files: ' + ', '.join(
             f"{o.name} ({o.stat().st_size:,} bytes)" for o in sorted(p.iterdir()) if o.suffix in ('.safetensors', '.bin')) + '.'
+        if p is not None and p.is_file(): sizes = f" It is {p.stat().st_size:,} bytes."
         raise ValueError(f"Cannot read the weights in {path}: the file is empty, truncated or corrupt ({type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:200]}).{sizes} An interrupted download or copy does this: fetch the file again.") from e
+                         f"{' '.join(str(e).split())[:200]}).{sizes} An interrupted download or copy does this: copy or download the file again.") from e
+
+def _safetensors_keys(f) -> list[str]:
+    "The tensor names in the header of the safetensors file `f`."
+    with safe_open(str(f), 'pt') as s: return list(s.keys())
+
+def _check_weight_files(d:Path):
+    "Read the header of each `model*.safetensors` in `d` (no tensors), so that an empty or cut file is named before loading."
+    for f in sorted(d.glob('model*.safetensors')): _read_weights(_safetensors_keys, f)
 
 def _first_file(d:Path, names) -> Path|None: return next((d/n for n in names if (d/n).is_file()), None)
 
@@ -344,6 +353,7 @@ def load_training_output(model_path,            # a stage-1 or stage-2 output fo
 def _load_saved(d:Path, dtype=None, projector=None, template:str|None=None, **opts) -> tuple:
     "A complete `libra_nb` folder (`save_pretrained`) and its processor (`projector`: a TAC to put in); refused when it lacks the TAC."
     dt = getattr(torch, dtype) if isinstance(dtype, str) and dtype != 'auto' else dtype
+    _check_weight_files(d)  # from_pretrained's error on a cut file names no file
     model, info = LibraForConditionalGeneration.from_pretrained(d, dtype=dt, output_loading_info=True, **from_pretrained_kwargs(**opts))
     if projector is not None: model.mm_projector.load_state_dict(_read_weights(load_projector_state_dict, projector))
     elif tac := [k for k in info['missing_keys'] if k.startswith('mm_projector.')]:  # a random TAC would generate noise

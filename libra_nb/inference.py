@@ -328,6 +328,10 @@ def libra_nb_generate(model_path:str,          # model folder or hub id: a libra
                       device:str=None,         # e.g. 'cuda:0' (default: cuda if available)
                       vision_device:str=None,  # run the vision tower on another device, e.g. 'cuda:1' (several GPUs)
                       dtype:str=None,          # e.g. 'bfloat16'; 'auto': the checkpoint's (default: float16 on a GPU, float32 on CPU)
+                      device_map:str=None,     # accelerate placement, e.g. 'auto' (several GPUs, CPU offload); --device is then not used
+                      attn_implementation:str=None, # 'sdpa', 'eager' or 'flash_attention_2' (default: transformers')
+                      load_in_8bit:bool=False, # 8-bit LLM weights (bitsandbytes, CUDA GPU)
+                      load_in_4bit:bool=False, # 4-bit NF4 LLM weights (bitsandbytes, CUDA GPU)
                       model_id:str=None,       # model_id in the answers (default: the model folder's name)
                       resume:bool=False,       # continue an interrupted `answers` file: skip the question_ids it already holds
                      ):
@@ -336,8 +340,10 @@ def libra_nb_generate(model_path:str,          # model folder or hub id: a libra
     given = dict(temperature=temperature, top_p=top_p, num_beams=num_beams, length_penalty=length_penalty, max_new_tokens=max_new_tokens)
     kw = decoding_kwargs(**(DECODING_PRESETS.get(preset, {}) | {k: v for k, v in given.items() if v is not None}))
     qs = chunk(read_questions(questions), num_chunks, chunk_idx)
-    parts = {k: v for k, v in dict(projector=projector, vision_tower=vision_tower).items() if v is not None}
-    model, processor = load_model(model_path, model_base, device=device, dtype=dtype, vision_device=vision_device, **parts)
+    parts = {k: v for k, v in dict(projector=projector, vision_tower=vision_tower, device_map=device_map,
+                                   attn_implementation=attn_implementation).items() if v is not None}
+    model, processor = load_model(model_path, model_base, device=device, dtype=dtype, vision_device=vision_device,
+                                  load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit, **parts)
     before = len(_answered(answers)) if resume else 0
     out = generate_reports(model, processor, qs, batch_size=batch_size, image_folder=image_folder, answers_file=answers,
                            model_id=model_id or Path(model_path).name, conv_mode=conv_mode, resume=resume, **kw)

@@ -19,7 +19,8 @@ from transformers import get_cosine_schedule_with_warmup
 from .core import IGNORE_INDEX
 from .evaluation import nlg_scores
 from .dataset import loader_options
-from .stages import TrainConfig, set_trainable, param_groups, upcast_trainables, ensure_lora, use_cache_configs, kv_cache_off, loss_kwargs
+from .stages import (TrainConfig, set_trainable, param_groups, upcast_trainables, ensure_lora, use_cache_configs, kv_cache_off,
+    loss_kwargs, LengthGroupedSampler, sample_lengths, compile_layers)
 from .saving import (TRAINER_STATE, SCHEDULER_STATE, WRITE_ERRORS, latest_checkpoint, list_checkpoints, replace_dir,
     save_stage_outputs, finish_checkpoint, check_checkpoint_files, check_random_states, write_error)
 
@@ -100,11 +101,13 @@ class LibraTrainer:
         self.report = set_trainable(model, cfg.stage, train_projector=cfg.projector_lr is not None)
         if acc.distributed_type != DistributedType.DEEPSPEED: upcast_trainables(model)  # DeepSpeed keeps its own fp32 copies
         if cfg.gradient_checkpointing: self._enable_gradient_checkpointing()
+        if cfg.torch_compile: compile_layers(model)  # after LoRA and checkpointing, which wrap the layers
         self._cache_configs, self._loss_kw = use_cache_configs(model), loss_kwargs(model, cfg)  # `kv_cache_off` in each step; label-only logits
         groups = [{k: v for k, v in g.items() if k != 'names'} for g in
                   param_groups(model, cfg.learning_rate, cfg.weight_decay, cfg.projector_lr)]
         opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-        self.sampler = EpochSampler(len(train_dataset), seed=cfg.seed)
+        self.sampler = (LengthGroupedSampler(sample_lengths(train_dataset), cfg.per_device_train_batch_size, seed=cfg.seed)
+                        if cfg.group_by_length else EpochSampler(len(train_dataset), seed=cfg.seed))
         train_dl = self._loader(train_dataset, cfg.per_device_train_batch_size, self.sampler)
         eval_dl = self._loader(eval_dataset, cfg.per_device_eval_batch_size) if eval_dataset is not None else None
         self.model, self.optimizer, self.train_dl, self.eval_dl = acc.prepare(model, opt, train_dl, eval_dl)
@@ -321,7 +324,8 @@ class InTrainingMetrics:
 def _run_shape(self:LibraTrainer) -> dict:
     "What fixes the meaning of a data position: a resume must have the same."
     return {'per_device_train_batch_size': self.cfg.per_device_train_batch_size, 'train_samples': len(self.train_dataset),
-            'gradient_accumulation_steps': self.accelerator.gradient_accumulation_steps, 'num_processes': self.accelerator.num_processes}
+            'gradient_accumulation_steps': self.accelerator.gradient_accumulation_steps, 'num_processes': self.accelerator.num_processes,
+            'group_by_length': self.cfg.group_by_length}
 
 @patch
 def _write_or_raise(self:LibraTrainer, write:Callable, target:Path, tmp:Path, main_only:bool=False):

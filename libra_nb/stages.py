@@ -6,7 +6,8 @@
 from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
-import inspect
+import inspect, os
+from accelerate.utils import InitProcessGroupKwargs
 import pandas as pd, torch, torch.nn as nn
 from fastcore.basics import patch
 from torch.utils.data import Sampler
@@ -16,7 +17,7 @@ from .lora import LORA_DEFAULTS, add_lora, has_lora
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'PAPER_STAGES', 'CHARS_PER_TOKEN', 'TrainConfig', 'is_lora_param', 'trainable_report',
            'set_trainable', 'no_decay_names', 'param_groups', 'upcast_trainables', 'ensure_lora', 'use_cache_configs',
-           'kv_cache_off', 'loss_kwargs', 'sample_lengths', 'LengthGroupedSampler', 'compile_layers']
+           'kv_cache_off', 'loss_kwargs', 'device_kwargs', 'sample_lengths', 'LengthGroupedSampler', 'compile_layers']
 
 # %% ../nbs/12a_stages.ipynb #c007
 MIXED_PRECISION = ('auto', 'no', 'bf16', 'fp16')
@@ -189,6 +190,15 @@ def loss_kwargs(model:nn.Module, # the model to train (a DDP/FSDP wrapper is loo
     "`forward` keyword arguments of a training step: `loss_logits` when `cfg` asks for label-only logits and the model takes it."
     fwd = getattr(model, 'module', model).forward
     return {'loss_logits': cfg.loss_logits} if cfg.loss_logits != 'all' and 'loss_logits' in inspect.signature(fwd).parameters else {}
+
+def device_kwargs(cfg:TrainConfig) -> dict:
+    "`Accelerator` arguments for `cfg.cpu` under the launch config: DeepSpeed on CPU over gloo; FSDP on CPU refused (accelerate would run DDP)."
+    launched = lambda kind: os.environ.get(f'ACCELERATE_USE_{kind}', 'false').lower() == 'true'
+    if cfg.cpu and launched('FSDP'): raise ValueError(
+        "The launch config asks for FSDP, but accelerate runs CPU processes as plain DDP (FSDP only on GPU-like devices): on CPU, "
+        "launch with `--multi_gpu`, accelerate_ddp.yaml or a DeepSpeed config (zero2/zero3).")
+    # accelerate turns DeepSpeed off for cpu=True; DeepSpeed's CPU accelerator runs it over gloo when the backend is named
+    return dict(cpu=False, kwargs_handlers=[InitProcessGroupKwargs(backend='gloo')]) if cfg.cpu and launched('DEEPSPEED') else dict(cpu=cfg.cpu)
 
 # %% ../nbs/12a_stages.ipynb #26ff2510
 CHARS_PER_TOKEN = 4  # Llama tokenizers on English radiology text: about 4 characters per token

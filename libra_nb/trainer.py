@@ -20,7 +20,7 @@ from .core import IGNORE_INDEX
 from .evaluation import nlg_scores
 from .dataset import loader_options
 from .stages import (TrainConfig, set_trainable, param_groups, upcast_trainables, ensure_lora, use_cache_configs, kv_cache_off,
-    loss_kwargs, LengthGroupedSampler, sample_lengths, compile_layers)
+    loss_kwargs, device_kwargs, LengthGroupedSampler, sample_lengths, compile_layers)
 from .saving import (TRAINER_STATE, SCHEDULER_STATE, WRITE_ERRORS, latest_checkpoint, list_checkpoints, replace_dir,
     save_stage_outputs, finish_checkpoint, check_checkpoint_files, check_random_states, write_error)
 
@@ -74,8 +74,8 @@ def make_accelerator(cfg:TrainConfig # the run's settings
                     ) -> Accelerator:
     "An `Accelerator` for `cfg` (mixed precision, accumulation, tracker); the launch config does the rest."
     acc = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=resolve_mixed_precision(cfg),
-                      cpu=cfg.cpu, log_with=tracker_name(cfg.report_to), project_dir=cfg.output_dir,
-                      dataloader_config=DataLoaderConfiguration(even_batches=True))
+                      log_with=tracker_name(cfg.report_to), project_dir=cfg.output_dir,
+                      dataloader_config=DataLoaderConfiguration(even_batches=True), **device_kwargs(cfg))
     if acc.device.type == 'cuda': torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # upstream: --tf32 True
     return acc
 
@@ -193,7 +193,7 @@ def training_step(self:LibraTrainer, batch:dict # `model(**batch)` keyword argum
                 gn = acc.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm)
                 if gn is not None:
                     self._grad_norm = float(gn)
-                    if acc.mixed_precision != 'fp16': self._stop_if_nonfinite(torch.as_tensor(gn), 'gradient norm')
+                    if acc.mixed_precision != 'fp16': self._stop_if_nonfinite(torch.tensor(self._grad_norm), 'gradient norm')  # FSDP2's norm is a DTensor
         self.optimizer.step()
         if acc.sync_gradients and not acc.optimizer_step_was_skipped: self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -397,7 +397,8 @@ def resume(self:LibraTrainer, path # a `checkpoint-N` folder, or 'latest'
         f"{path} holds {pkl}: pickles (an earlier libra_nb's LR schedule, or another program's state), which libra_nb never "
         f"loads because unpickling can run code. Delete them to resume: the schedule is read from {SCHEDULER_STATE} or recomputed from the step.")
     self._check_run_shape(path, saved); check_random_states(path, self.accelerator.process_index)
-    try: self.accelerator.load_state(str(path), strict=False, load_kwargs={'weights_only': True})
+    strict = {'load_module_strict': False} if self.accelerator.distributed_type == DistributedType.DEEPSPEED else {'strict': False}
+    try: self.accelerator.load_state(str(path), load_kwargs={'weights_only': True}, **strict)  # checkpoints hold the trainables only
     except (pickle.UnpicklingError, EOFError, RuntimeError) as e:
         raise ValueError(f"Cannot load the model/optimiser state of {path} ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
                          "it is corrupt or not written by libra_nb: resume from another checkpoint.") from e

@@ -52,7 +52,7 @@ class TrainConfig:
     seed:int = 42                          # seeds python, numpy and torch (dropout) and the data order
     dataloader_num_workers:int|None = None # worker processes per data loader; None: `dataset.loader_options` scales them with the cores
     loss_logits:str = 'labels'             # 'labels': LM head and loss only at answer tokens (same loss and gradients, 4x less peak memory at 1,700 tokens); 'all': every position
-    fast_decode:bool = True                # `libra_nb_train`: decode training JPEGs at reduced scale, grey-padded to the processor's size (`load_square`); False: the exact full-size path
+    exact_decode:bool = False              # `libra_nb_train`: decode training images at full size, as inference does; default: JPEGs at reduced scale, grey-padded straight to the processor's size (`load_square`)
     image_cache:str|None = None            # `libra_nb_train`: a `libra_nb_cache` folder the training and validation images are read from
     report_to:str = 'auto'                 # accelerate tracker: 'auto' (TensorBoard if installed), 'tensorboard', 'wandb', 'none'
     resume_from:str|None = None            # a `checkpoint-N` folder, or 'latest' for the newest in `output_dir`

@@ -231,7 +231,7 @@ def libra_nb_train(stage:int=None,                  # (required) 1: align the TA
     model, processor = load_for_training(model_name_or_path, vision_tower, language_model, pretrain_mm_mlp_adapter,
                                          dtype={'bf16': torch.bfloat16, 'fp16': torch.float16}.get(mp), attn_implementation=attn_implementation)
     for ds in (train, val):  # the fast decode goes straight to the processor's square (a cache already holds squares)
-        if ds is not None and ds.cache is None and cfg.fast_decode: ds.image_size = square_size(processor.image_processor)
+        if ds is not None and ds.cache is None and not cfg.exact_decode: ds.image_size = square_size(processor.image_processor)
     train = check_training_data(train, processor, cfg.model_max_length)
     if val is not None: val = check_training_data(val, processor, cfg.model_max_length, 'validation set')
     metrics = None if no_metrics or val is None else InTrainingMetrics(processor.tokenizer)

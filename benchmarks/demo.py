@@ -3,11 +3,12 @@
     python benchmarks/demo.py --size small --out /tmp/demo_small
     python benchmarks/demo.py --size full --out /tmp/demo_full --note 'idle machine'
     python benchmarks/demo.py --size small --seeds 0,1,2 --out /tmp/demo_seeds   # training variance: one run per seed
+    python benchmarks/demo.py --size small --overrides '{"stage1_questions": true}'   # a recipe change (DemoConfig fields)
 
 With several seeds every run retrains both arms from scratch (cohort, stand-ins, TAC, LoRA, data order), so the
 spread of the real-minus-dummy difference across seeds is the training variance the per-run bootstrap CIs leave out.
 """
-import os, platform, shlex, sys, time
+import json, os, platform, shlex, sys, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # before transformers is imported: the demo downloads nothing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +27,10 @@ Seed {seed}: wall time **{wall:.0f} s** ({res['n_test']} test studies, {res['n_t
 
 {tests.round(3).to_markdown()}
 
+Probes (change-label accuracy %, logistic regression on each link's features, `chain_probes`):
+
+{res['probes'].round(1).to_markdown()}
+
 {goal_verdict(tests)[1]}
 Ceilings (perfect readers, `oracle_findings`): temporal F1 both films {ceil.loc['Temporal_entity_score', 'oracle, both films']:.1f}, current film only {ceil.loc['Temporal_entity_score', 'oracle, current film only']:.1f}.
 """
@@ -38,12 +43,12 @@ def _seed_summary(deltas:dict) -> str:
         lines.append(f"| {m} | {', '.join(f'{x:+.1f}' for x in d)} | {d.mean():+.1f} | {d.std(ddof=1):.1f} |")
     return '\n'.join(lines)
 
-def run_seeds(size:str, out:str, threads:int, seeds:list[int]) -> tuple[list[str], dict]:
+def run_seeds(size:str, out:str, threads:int, seeds:list[int], overrides:dict|None=None) -> tuple[list[str], dict]:
     "Run the demo once per seed: the markdown of each run and the real-minus-dummy differences per metric."
     parts, deltas = [], {'Temporal_entity_score': [], 'Change_accuracy': []}
     for seed in seeds:
         folder = out if len(seeds) == 1 else f'{out}/seed{seed}'
-        t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed); wall = time.perf_counter() - t0
+        t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed, **(overrides or {})); wall = time.perf_counter() - t0
         parts.append(_run_text(res, wall, seed))
         for m in deltas: deltas[m].append(res['tests'].loc[('real prior - dummy prior', m), 'delta'])
         print(parts[-1], flush=True)
@@ -65,10 +70,11 @@ def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
          threads:int=2,                 # torch CPU threads
          seeds:str='0',                 # comma-separated seeds; several measure the training variance
          note:str='',                   # free text recorded with the result (e.g. machine load)
+         overrides:str='{}',            # `DemoConfig` overrides as JSON, e.g. '{"stage1_questions": true, "lm_pretrain": "text"}'
          results:str=str(Path(__file__).parent/'RESULTS.md')): # file to append to
     "Run the demo once per seed, then append wall times, ablation tables, paired tests (and the spread over seeds) to `results`."
     seed_list, load = [int(s) for s in seeds.split(',')], os.getloadavg()
-    parts, deltas = run_seeds(size, out, threads, seed_list)
+    parts, deltas = run_seeds(size, out, threads, seed_list, json.loads(overrides))
     summary = '' if len(seed_list) < 2 else '\nTraining variance, real prior − dummy prior across seeds:\n\n' + _seed_summary(deltas) + '\n'
     append_results(_heading(size, threads, seeds, note, load) + ''.join(parts) + summary, '## demo', Path(results))
     print(summary)

@@ -7,18 +7,21 @@ from __future__ import annotations
 import re, textwrap
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from torch import nn
 from PIL import Image
 from .synthetic import FINDINGS, CHANGE_WORDS, write_report
 from .sections import parse_report
 from .dataset import LibraDataset
 from .modeling import LibraForConditionalGeneration, LibraProcessor
 from .metrics import evaluate_reports, bootstrap_ci, paired_test, Score, ReportScores
-from .standins import DemoData
+from .standins import DemoData, dummy_prior
 
 # %% auto #0
-__all__ = ['DEMO_METRICS', 'ARMS', 'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'score_findings',
-           'oracle_findings', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
-           'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights']
+__all__ = ['DEMO_METRICS', 'ARMS', 'PROBE_CHANGES', 'stated_changes', 'change_table', 'change_accuracy', 'change_confusion',
+           'score_findings', 'oracle_findings', 'ablation_table', 'ablation_systems', 'ablation_markdown',
+           'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'probe_records',
+           'change_labels', 'fit_probe', 'probe_accuracy', 'size_features', 'pair_features', 'chain_probes',
+           'change_accuracy_by_change']
 
 # %% ../nbs/15b_ablation.ipynb #c028
 _MENTIONS = {f: ('cardiomegaly', 'heart', 'cardiomediastinal') if f == 'cardiomegaly' else
@@ -230,3 +233,119 @@ def plot_prior_weights(real:np.ndarray,  # prior weights of real pairs
     ax.set(xlabel='prior weight ((cos+1)/2)^8', ylabel='test studies', title='TAC prior weight'); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/15b_ablation.ipynb #3989c5b7
+PROBE_CHANGES = ('absent', 'new', 'increased', 'decreased', 'resolved', 'stable')  # the change labels a probe predicts (class indices)
+
+def probe_records(records:list,  # Libra records
+                  data:DemoData, # the run's data (ground truth, dicom -> study)
+                 ) -> list:
+    "The records whose study has a prior study (a change label other than `baseline`)."
+    truth = data.truth.set_index(['study_id', 'finding'])['change']
+    return [r for r in records if len(r['image']) == 2 and truth[(data.study_of[r['id']], 'cardiomegaly')] != 'baseline']
+
+def change_labels(records:list,  # records with a prior study (`probe_records`)
+                  data:DemoData, # the run's data
+                 ) -> torch.Tensor:
+    "`(n, 5)` index in `PROBE_CHANGES` of the true change of each finding of each record's study."
+    truth = data.truth.set_index(['study_id', 'finding'])['change']
+    return torch.tensor([[PROBE_CHANGES.index(truth[(data.study_of[r['id']], f)]) for f in FINDINGS] for r in records],
+                        dtype=torch.long).reshape(-1, len(FINDINGS))
+
+
+# %% ../nbs/15b_ablation.ipynb #019611ce
+def fit_probe(X:torch.Tensor, # `(n, d)` features
+              y:torch.Tensor, # `(n,)` class indices
+              n_classes:int,  # number of classes
+              wd:float=1.0,   # L2 penalty on the weights (per sample)
+              max_iter:int=300, # L-BFGS iterations
+             ):
+    "A multinomial logistic regression on standardised `X`, fitted with L-BFGS; returns its predict function."
+    torch.manual_seed(0)
+    mu, sd = X.mean(0), X.std(0).nan_to_num(1.0).clamp(min=1e-6)
+    lin = nn.Linear(X.shape[1], n_classes)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=max_iter, line_search_fn='strong_wolfe')
+    Z = (X - mu) / sd
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(lin(Z), y) + wd * lin.weight.pow(2).sum() / len(X)
+        loss.backward(); return loss
+    if len(X): opt.step(closure)
+    return lambda Xt: lin((Xt - mu) / sd).argmax(-1)
+
+def probe_accuracy(X_train:torch.Tensor, Y_train:torch.Tensor, # `(n, d)` features and `(n, 5)` labels (`change_labels`) to fit on
+                   X_test:torch.Tensor, Y_test:torch.Tensor,   # the same to score on
+                   wd:float=1.0,                               # L2 penalty of `fit_probe`
+                  ) -> dict[str, float]:
+    "One probe per finding; its accuracy (%) on the test findings present in the current or prior study, per finding and `all`."
+    hits, out = [], {}
+    for j, f in enumerate(FINDINGS):
+        keep = Y_test[:, j] != 0  # 'absent' both times: not counted, as in `change_accuracy`
+        h = (fit_probe(X_train, Y_train[:, j], len(PROBE_CHANGES), wd)(X_test[keep]) == Y_test[keep, j]).float()
+        out[f] = 100 * h.mean().item() if len(h) else float('nan'); hits.append(h)
+    h = torch.cat(hits)
+    out['all'] = 100 * h.mean().item() if len(h) else float('nan')
+    return out
+
+
+# %% ../nbs/15b_ablation.ipynb #3aaafe1f
+def size_features(records:list,  # records with a prior study (`probe_records`)
+                  data:DemoData, # the run's data
+                 ) -> torch.Tensor:
+    "`(n, 2, 5)` true sizes of the findings of each record's study and of its prior study: perfect perception."
+    truth = data.truth
+    prior_of = truth.drop_duplicates('study_id').set_index('study_id').prior_study_id
+    size = truth.pivot(index='study_id', columns='finding', values='size')[list(FINDINGS)]
+    sids = [data.study_of[r['id']] for r in records]
+    get = lambda ids: torch.tensor(size.loc[ids].to_numpy(), dtype=torch.float32).reshape(-1, len(FINDINGS))
+    return torch.stack([get(sids), get([int(prior_of[s]) for s in sids])], 1)
+
+@torch.no_grad()
+def pair_features(model:LibraForConditionalGeneration, # a Libra model with a TAC
+                  processor:LibraProcessor,            # its processor
+                  records:list,                        # records (with or without a prior image)
+                  image_folder,                        # the folder their image paths start from
+                  batch_size:int=64,                   # records per forward pass
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Mean-pooled features of each record: the encoder's last layer for current and prior `(n, 2, D)`, and the TAC's output `(n, H)`."
+    ds, enc, tac = LibraDataset(records, image_folder), [], []
+    model.eval()
+    for s in range(0, len(ds), batch_size):
+        pv = processor.pixel_values([ds[i]['images'] for i in range(s, min(s + batch_size, len(ds)))], pad='train')
+        f = model.vision_tower(pv).to(next(model.mm_projector.parameters()).dtype)  # (B, 2, L, N, D)
+        enc.append(f[:, :, -1].mean(-2)); tac.append(model.mm_projector(f[:, 0], f[:, 1]).mean(1))
+    D, H = model.config.vision_config.hidden_size, model.config.text_config.hidden_size
+    return (torch.cat(enc).float() if enc else torch.zeros(0, 2, D)), (torch.cat(tac).float() if tac else torch.zeros(0, H))
+
+
+# %% ../nbs/15b_ablation.ipynb #99b74e58
+def chain_probes(models:dict,          # 'real' / 'dummy' -> the trained Libra model of each arm (TAC output after stage 1)
+                 processor:LibraProcessor, # their processor
+                 data:DemoData,        # the run's data: probes fit on its training studies with a prior, score on its test studies
+                 wd:float=1.0,         # L2 penalty of the probes
+                ) -> pd.DataFrame:
+    "Change-label probe accuracy (%) per finding (columns, and `all`) for the features of each link (rows); `n` test studies."
+    tr, te = (probe_records(data.records[s], data) for s in ('train', 'test'))
+    Ytr, Yte = change_labels(tr, data), change_labels(te, data)
+    feats = {}  # row -> (train features, test features)
+    S = [size_features(r, data) for r in (tr, te)]
+    feats['perfect perception, both films'], feats['perfect perception, current film only'] = [s.flatten(1) for s in S], [s[:, 0] for s in S]
+    E, T = zip(*(pair_features(models['real'], processor, r, data.root) for r in (tr, te)))
+    feats['encoder, both films'], feats['encoder, current film only'] = [e.flatten(1) for e in E], [e[:, 0] for e in E]
+    feats['TAC, real-prior arm, real pairs'] = list(T)
+    feats['TAC, real-prior arm, prior := current'] = [pair_features(models['real'], processor, dummy_prior(r), data.root)[1] for r in (tr, te)]
+    feats['TAC, dummy-prior arm'] = [pair_features(models['dummy'], processor, dummy_prior(r), data.root)[1] for r in (tr, te)]
+    rows = {k: probe_accuracy(a, Ytr, b, Yte, wd) for k, (a, b) in feats.items()}
+    return pd.DataFrame(rows).T.rename_axis('features').assign(n=len(te))
+
+
+# %% ../nbs/15b_ablation.ipynb #87878979
+def change_accuracy_by_change(texts:list[str], # one findings text per record
+                              records:list,    # the records they were written for
+                              data:DemoData,   # the run's data
+                             ) -> pd.Series:
+    "Change-word accuracy (%) of `texts` for each true change (the diagonal of `change_confusion` over its row sums), and `all`."
+    cm = change_confusion(texts, records, data)
+    hits, n = pd.Series({c: cm.loc[c, c] for c in cm.index}), cm.sum(1)
+    return (100 * pd.concat([hits, pd.Series({'all': hits.sum()})]) / pd.concat([n, pd.Series({'all': n.sum()})]).replace(0, np.nan))
+

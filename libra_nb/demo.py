@@ -28,10 +28,11 @@ from .vision import load_vision_encoder
 from .modeling import LibraProcessor
 from .lora import merge_lora
 from .standins import (DemoConfig, DEMO_SIZES, demo_config, DemoData, demo_data, dummy_prior, demo_tokenizer, pretrain_encoder,
-                              demo_libra, PairCaptionProjector, pretrain_lm, train_libra, prior_sensitivity, generate_findings)
+                              demo_libra, PairCaptionProjector, pretrain_lm, difference_questions, train_libra, prior_sensitivity, generate_findings)
 from .ablation import (stated_changes, change_table, change_accuracy, change_confusion, DEMO_METRICS, score_findings,
                               oracle_findings, ARMS, ablation_table, ablation_systems, ablation_markdown, ablation_tests,
-                              plot_losses, plot_examples, prior_weights, plot_prior_weights)
+                              plot_losses, plot_examples, prior_weights, plot_prior_weights,
+                              chain_probes, change_accuracy_by_change)
 
 # %% ../nbs/15c_demo.ipynb #x79587e
 # moved: settings, data, stand-ins and training live in libra_nb.standins; change words, ceilings, statistics, figures in libra_nb.ablation
@@ -57,10 +58,15 @@ def _starting_parts(data:DemoData, cfg:DemoConfig, vision_tower:str|None, llm:st
         if tok.pad_token is None: tok.pad_token = tok.unk_token or tok.eos_token
         lm = AutoModelForCausalLM.from_pretrained(llm, attn_implementation='sdpa').eval()
     else:
-        tok = demo_tokenizer(data.records['train'], cfg.vocab_size)
+        texts = data.records['train'] + _questions(data, cfg)  # what the tokenizer and the LM stand-in learn from
+        tok = demo_tokenizer(texts, cfg.vocab_size)
         _say(f'pre-training the LM stand-in ({cfg.lm_pretrain}-image captioner, {cfg.lm_epochs} epochs) ...')
-        lm, logs[f'LM ({cfg.lm_pretrain} captioner)'] = pretrain_lm(data.records['train'], data.root, encoder, tok, improc, cfg)
+        lm, logs[f'LM ({cfg.lm_pretrain} captioner)'] = pretrain_lm(texts, data.root, encoder, tok, improc, cfg)
     return encoder, lm, tok, improc
+
+def _questions(data:DemoData, cfg:DemoConfig) -> list:
+    "The difference questions of the training studies when `cfg.stage1_questions` (the LM pre-training reads their answers too)."
+    return difference_questions(data.records['train'], data) if cfg.stage1_questions else []
 
 def _say(msg:str):
     "One progress line, at once (the phases before the first progress bar take minutes)."
@@ -68,15 +74,18 @@ def _say(msg:str):
 
 
 # %% ../nbs/15c_demo.ipynb #x46c05f
-def _train_arms(data:DemoData, cfg:DemoConfig, parts:tuple, out:Path, tick) -> tuple[dict, dict, LibraProcessor]:
-    "Train the real-prior and the dummy-prior arm from copies of the same starting `parts`: their models, stage logs and processor."
+def _train_arms(data:DemoData, cfg:DemoConfig, parts:tuple, out:Path, tick, own_dummy_lm:bool=False) -> tuple[dict, dict, LibraProcessor]:
+    "Train the real-prior and the dummy-prior arm from copies of the same starting `parts` (`own_dummy_lm`: the dummy arm pre-trains its LM on dummy priors)."
     encoder, lm, tok, improc = parts
     models, logs = {}, {}
     for prior in ('real', 'dummy'):
+        if prior == 'dummy' and own_dummy_lm:
+            _say('pre-training the dummy-prior arm\'s own LM stand-in on dummy priors ...')
+            lm = pretrain_lm(dummy_prior(data.records['train'] + _questions(data, cfg)), data.root, encoder, tok, improc, cfg)[0]
         model, proc = demo_libra(copy.deepcopy(encoder), copy.deepcopy(lm), tok, improc, seed=cfg.seed)
         fix = (lambda rs: rs) if prior == 'real' else dummy_prior
         logs[prior] = train_libra(model, proc, fix(data.records['train']), fix(_validation(data, cfg)), data.root, cfg, out/'runs'/prior,
-                                  name=f'{prior} prior')
+                                  name=f'{prior} prior', stage1_extra=fix(_questions(data, cfg)))
         models[prior] = model; tick(f'train {prior}-prior arm')
     return models, logs, proc
 
@@ -101,9 +110,11 @@ def _evaluate(texts:dict, data:DemoData, cfg:DemoConfig) -> dict:
     scores = {name: score_findings(t, test, data) for name, t in texts.items()}
     table, tests = ablation_table(scores, cfg.n_boot, cfg.seed), ablation_tests(scores, cfg.n_boot, cfg.seed)
     confusion = {arm: change_confusion(texts[arm], test, data) for arm in ('real prior', 'dummy prior')}
+    by_change = pd.DataFrame({arm: change_accuracy_by_change(texts[arm], test, data) for arm in ('real prior', 'dummy prior')}).T
     oracles = {f'oracle, {k}': score_findings(oracle_findings(test, data, sees, cfg.seed), test, data)
                for k, sees in (('both films', True), ('current film only', False))}
-    return dict(table=table, tests=tests, ceilings=ablation_table(oracles, cfg.n_boot, cfg.seed), confusion=confusion, scores=scores)
+    return dict(table=table, tests=tests, ceilings=ablation_table(oracles, cfg.n_boot, cfg.seed), confusion=confusion,
+                by_change=by_change.rename_axis('system'), scores=scores)
 
 def _write_table(df:pd.DataFrame, path:Path):
     "`df` as `path.csv` and, rounded, as `path.md`."
@@ -115,7 +126,8 @@ def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:De
     "The tables, the predictions and the figures of a run, in `out`."
     import matplotlib.pyplot as plt
     test, texts = data.records['test'], res['texts']
-    for name, key in (('metrics', 'table'), ('paired_tests', 'tests'), ('prior_sensitivity', 'sensitivity'), ('ceilings', 'ceilings')):
+    for name, key in (('metrics', 'table'), ('paired_tests', 'tests'), ('prior_sensitivity', 'sensitivity'), ('ceilings', 'ceilings'),
+                      ('probes', 'probes'), ('change_accuracy_by_change', 'by_change')):
         _write_table(res[key], out/name)
     with open(out/'predictions.jsonl', 'w') as f:
         for i, r in enumerate(test): f.write(json.dumps(dict(id=r['id'], reference=r['conversations'][1]['value'], **{k: v[i] for k, v in texts.items()})) + '\n')
@@ -190,12 +202,14 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     data = demo_data(out/'cohort', cfg); tick('cohort + pairing + records')
     pre = {}
     parts = _starting_parts(data, cfg, vision_tower, llm, pre); tick('pre-training stand-ins')
-    models, stages, proc = _train_arms(data, cfg, parts, out, tick)
+    models, stages, proc = _train_arms(data, cfg, parts, out, tick, own_dummy_lm=cfg.strict_dummy and llm is None)
     _say('validation loss of both arms with shuffled images and with prior := current ...')
     sensitivity = pd.DataFrame({arm: prior_sensitivity(m, proc, _validation(data, cfg), data.root) for arm, m in models.items()}).T.rename_axis('trained with')
+    _say('probing each link: change labels from the encoder features and from the TAC outputs ...')
+    probes = chain_probes(models, proc, data); tick('probes')
     texts = _generate_arms(models, proc, data, cfg); tick('generation')
     test = data.records['test']
-    res = dict(config=cfg, **_evaluate(texts, data, cfg), texts=texts, times=times, pretrain=pre, stages=stages, sensitivity=sensitivity,
+    res = dict(config=cfg, **_evaluate(texts, data, cfg), texts=texts, times=times, pretrain=pre, stages=stages, sensitivity=sensitivity, probes=probes,
                n_test=len(test), n_test_with_prior=sum(len(r['image']) == 2 for r in test))
     _say('scoring (bootstrap CIs, paired tests, ceilings) and drawing the figures ...')
     _write_results(out, res, models, proc, data); tick('evaluation + figures')
@@ -305,6 +319,18 @@ at 1.0 is the studies with no prior: their prior is the current image itself (co
 study sits there.
 """
 
+def _probe_lines(res:dict) -> str:
+    "The chain probes and the text's change-word accuracy per true change, with what to read in them."
+    p = res['probes']
+    gap = lambda a, b: p.loc[a, 'all'] - p.loc[b, 'all']
+    return (f"{p.round(1).to_markdown()}\n\nWhat the prior adds at each link (probe accuracy, both films minus current film only): "
+            f"perfect perception {gap('perfect perception, both films', 'perfect perception, current film only'):+.1f}, "
+            f"encoder {gap('encoder, both films', 'encoder, current film only'):+.1f}, "
+            f"TAC of the real-prior arm {gap('TAC, real-prior arm, real pairs', 'TAC, real-prior arm, prior := current'):+.1f} "
+            f"(real pairs minus prior := current), TAC real-prior arm minus dummy-prior arm "
+            f"{gap('TAC, real-prior arm, real pairs', 'TAC, dummy-prior arm'):+.1f}.\n\nThe text, change-word accuracy (%) per true "
+            f"change:\n\n{res['by_change'].round(1).to_markdown()}")
+
 def _error_sections(res:dict) -> str:
     "The report's sections on how the arms err: change confusions, ceilings, prior sensitivity."
     return f"""## How the arms err: true change (rows) against stated change (columns), test studies with a prior
@@ -312,6 +338,14 @@ def _error_sections(res:dict) -> str:
 {_confusion_lines(res['confusion'])}
 Counts of findings: a row is the true change of a finding, a column the change the system's text states; a model that
 reads its prior puts its counts on the diagonal.
+
+## Where the chain breaks: change-label probes on each link
+
+{_probe_lines(res)}
+
+A probe is a logistic regression fitted on the training studies with a prior (`chain_probes`); each cell is its accuracy
+(%) on the test findings present in the current or prior study, the measure of change-word accuracy. A link that carries
+the prior keeps the gap between both films and the current film only; where the gap closes, the chain breaks there.
 
 ## Ceilings: perfect readers of both films and of the current film only (`oracle_findings`)
 

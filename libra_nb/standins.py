@@ -12,16 +12,17 @@ from torch import nn
 from transformers import Dinov2Config, Dinov2Model, LlamaConfig, LlamaForCausalLM
 
 # %% auto #0
-__all__ = ['DEMO_SIZES', 'DemoConfig', 'demo_config', 'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer',
-           'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity',
-           'generate_findings']
+__all__ = ['DEMO_SIZES', 'DIFFERENCE_QUESTION', 'DemoConfig', 'demo_config', 'DemoData', 'demo_data', 'dummy_prior',
+           'difference_questions', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra', 'PairCaptionProjector',
+           'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings']
 
 # %% ../nbs/15a_standins.ipynb #x7c0e7a
 from .dataset import image_relpath, build_libra_records, save_libra_json, LibraDataset
 from .synthetic import make_cohort, FINDINGS
 from .pairing import load_mimic_metadata, pair_studies
 from .sections import section_reports
-from .conversation import train_tiny_tokenizer
+from .core import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX
+from .conversation import train_tiny_tokenizer, conversation_from_turns, encode_conversation
 from .imaging import process_images
 from .modeling import LibraConfig, LibraForConditionalGeneration, LibraProcessor, LibraDataCollator
 from .lora import add_lora, LORA_DEFAULTS
@@ -45,7 +46,9 @@ class DemoConfig:
     encoder_patients:int = 900      # a separate synthetic cohort the encoder also learns from (never the demo's patients)
     encoder_epochs:int = 10         # proxy pre-training of the encoder (finding sizes from single images)
     lm_epochs:int = 8               # causal-LM pre-training on the training reports
-    lm_pretrain:str = 'current'     # the LM stand-in's pre-training: captioner of the 'current' image only, or of the 'pair' (current + prior features; measured worse)
+    lm_pretrain:str = 'current'     # the LM stand-in's pre-training: captioner of the 'current' image only, of the 'pair' (measured worse), 'tac' (the pair through a throwaway TAC) or 'text' only (no image, as Libra's LLM)
+    strict_dummy:bool = False       # the dummy-prior arm pre-trains its own LM stand-in on dummy priors: nothing in that arm ever saw a prior
+    stage1_questions:bool = False   # stage 1 also trains on difference questions built from ground_truth.csv (Libra's Medical-Diff-VQA part)
     stage1_steps:int = 500          # stage 1: TAC only
     stage2_steps:int = 300          # stage 2: LoRA only
     batch_size:int = 16             # per step, both stages
@@ -99,6 +102,30 @@ def dummy_prior(records:list # Libra records, with or without a prior image
                ) -> list:
     "The records with only their current image: `LibraDataset` and the processor then use it as its own prior."
     return [dict(r, image=r['image'][:1]) for r in records]
+
+# %% ../nbs/15a_standins.ipynb #78ae5cd0
+DIFFERENCE_QUESTION = "What has changed compared to the prior image?"  # Medical-Diff-VQA's question, with 'prior' for 'reference'
+_SAYS = {'new': 'is new', 'increased': 'has increased', 'decreased': 'has decreased', 'resolved': 'has resolved', 'stable': 'is unchanged'}
+
+def _finding_name(f:str, loc:str) -> str:
+    "How an answer names finding `f` at `loc`, e.g. 'left pleural effusion', 'endotracheal tube'."
+    return loc if f == 'support_device' else 'cardiomegaly' if f == 'cardiomegaly' else f"{loc} {FINDINGS[f]['noun']}"
+
+def difference_questions(records:list, # Libra records; those whose study has a prior study get a question
+                         data:DemoData, # the run's data (ground_truth.csv)
+                        ) -> list:
+    "Records that ask `DIFFERENCE_QUESTION` of each record's pair, answered from the ground truth (one sentence per finding present)."
+    truth = data.truth.set_index('study_id')
+    out = []
+    for r in records:
+        t = truth.loc[[data.study_of[r['id']]]]
+        if len(r['image']) != 2 or (t.change == 'baseline').any(): continue
+        said = [f"The {_finding_name(f, loc)} {_SAYS[c]}." for f, loc, c in zip(t.finding, t.location, t.change) if c in _SAYS]
+        out.append(dict(id=r['id'], image=r['image'], conversations=[
+            dict(value=f'{DEFAULT_IMAGE_TOKEN}\n{DIFFERENCE_QUESTION}', **{'from': 'human'}),
+            dict(value=' '.join(said) or 'No finding in either image.', **{'from': 'gpt'})]))
+    return out
+
 
 # %% ../nbs/15a_standins.ipynb #c015
 def demo_tokenizer(records:list,       # training records (their findings train the BPE)
@@ -200,6 +227,23 @@ class PairCaptionProjector(nn.Module):
         if prior is None: prior = current
         return self.proj(torch.cat([current.squeeze(1), prior.squeeze(1)], -1))
 
+def _text_batch(records:list, tokenizer) -> dict:
+    "A causal-LM batch of the records' conversations in the libra_v1 template with the `<image>` tag removed (answers are the labels)."
+    strip = lambda v: v.replace(DEFAULT_IMAGE_TOKEN + '\n', '').replace(DEFAULT_IMAGE_TOKEN, '')
+    enc = [encode_conversation(conversation_from_turns([dict(t, value=strip(t['value'])) for t in r['conversations']]), tokenizer)
+           for r in records]
+    n = max(len(e['input_ids']) for e in enc)
+    pad = lambda xs, v: torch.tensor([x + [v] * (n - len(x)) for x in xs])
+    return dict(input_ids=pad([e['input_ids'] for e in enc], tokenizer.pad_token_id), labels=pad([e['labels'] for e in enc], IGNORE_INDEX),
+                attention_mask=pad([[1] * len(e['input_ids']) for e in enc], 0))
+
+def _pretrain_text_lm(lm:nn.Module, records:list, tokenizer, cfg:DemoConfig) -> tuple[nn.Module, pd.DataFrame]:
+    "Language-model pre-training on the records' text only: the LM never sees an image (Libra starts from a text-only LLM)."
+    lm.train()
+    losses = _fit(lm.parameters(), lambda idx: lm(**_text_batch([records[i] for i in idx], tokenizer)).loss,
+                  len(records), 16, cfg.lm_epochs, 3e-3, cfg.seed)
+    return lm.eval(), pd.DataFrame({'step': range(1, len(losses) + 1), 'loss': losses})
+
 def pretrain_lm(records:list,       # training records
                 image_folder,       # the folder their image paths start from
                 encoder:nn.Module,  # the frozen encoder stand-in
@@ -207,17 +251,19 @@ def pretrain_lm(records:list,       # training records
                 image_processor,    # the encoder's image processor
                 cfg:DemoConfig,     # LM sizes, `lm_pretrain`, `lm_epochs`, seed
                ) -> tuple[nn.Module, pd.DataFrame]:
-    "A small Llama trained as a captioner (throwaway projector) of the image pair or of the current image (`cfg.lm_pretrain`); returns it and its log."
-    if cfg.lm_pretrain not in ('pair', 'current'): raise ValueError(f"lm_pretrain={cfg.lm_pretrain!r}: choose 'pair' or 'current'")
+    "A small Llama trained as a captioner (throwaway projector) of the image pair or of the current image, through a throwaway TAC ('tac'), or on the text alone (`cfg.lm_pretrain`); returns it and its log."
+    if cfg.lm_pretrain not in ('pair', 'current', 'text', 'tac'):
+        raise ValueError(f"lm_pretrain={cfg.lm_pretrain!r}: choose 'pair', 'current', 'text' or 'tac'")
     torch.manual_seed(cfg.seed)
     lm = LlamaForCausalLM._from_config(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=cfg.lm_hidden, intermediate_size=2 * cfg.lm_hidden, num_hidden_layers=cfg.lm_layers,
         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024, tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
         attn_implementation='sdpa')
-    captioner, proc = demo_libra(encoder, lm, tokenizer, image_processor, cfg.seed, projector_type='linear')
+    if cfg.lm_pretrain == 'text': return _pretrain_text_lm(lm, records, tokenizer, cfg)
+    captioner, proc = demo_libra(encoder, lm, tokenizer, image_processor, cfg.seed, projector_type='TAC' if cfg.lm_pretrain == 'tac' else 'linear')
     if cfg.lm_pretrain == 'pair': captioner.mm_projector = PairCaptionProjector(encoder.config.hidden_size, lm.config.hidden_size)
-    ds = LibraDataset(records if cfg.lm_pretrain == 'pair' else dummy_prior(records), image_folder)
+    ds = LibraDataset(dummy_prior(records) if cfg.lm_pretrain == 'current' else records, image_folder)
     items, collate = [ds[i] for i in range(len(ds))], LibraDataCollator(proc, max_length=512)
     captioner.train()
     losses = _fit([p for n, p in captioner.named_parameters() if not n.startswith('vision_tower')],
@@ -233,10 +279,11 @@ def train_libra(model:LibraForConditionalGeneration, # a Libra model around the 
                 cfg:DemoConfig,                       # steps, learning rates, batch size, LoRA rank, seed
                 out_dir,                              # checkpoints go to `out_dir/stage1`, `out_dir/stage2`
                 name:str='model',                     # what the progress lines call it, e.g. 'real prior'
+                stage1_extra:list=(),                 # records stage 1 trains on besides `train_records` (e.g. `difference_questions`)
                ) -> dict[int, pd.DataFrame]:
     "Run stage 1 (TAC) and stage 2 (LoRA) with `LibraTrainer`; returns the log of each stage."
     collate = LibraDataCollator(processor, max_length=512)
-    train, val = LibraDataset(train_records, image_folder), LibraDataset(val_records, image_folder)
+    val = LibraDataset(val_records, image_folder)
     common = dict(per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size, gradient_checkpointing=False,
                   dataloader_num_workers=0, report_to='none', cpu=True, seed=cfg.seed, eval_steps=0.25, save_steps=10**9, warmup_ratio=0.05)
     logs = {}
@@ -245,6 +292,7 @@ def train_libra(model:LibraForConditionalGeneration, # a Libra model around the 
         extra = dict(projector_lr=cfg.stage2_projector_lr) if stage == 2 else {}
         print(f"[{name}] stage {stage}: training {'the TAC' if stage == 1 else 'LoRA adapters'} for {steps} steps ...", flush=True)
         tc = TrainConfig.for_stage(stage, output_dir=str(Path(out_dir)/f'stage{stage}'), max_steps=steps, learning_rate=lr, **common, **extra)
+        train = LibraDataset(list(train_records) + (list(stage1_extra) if stage == 1 else []), image_folder)
         logs[stage] = pd.DataFrame(LibraTrainer(model, tc, train, val, collate_fn=collate).fit().log_history)
     return logs
 

@@ -20,10 +20,9 @@ path from the exact one is measured on the real example pair (`/work/shared/data
     python benchmarks/decoding.py --tiny --results_md ''  # smoke run (seconds)
 """
 from __future__ import annotations
-import argparse, json, os, statistics, sys, tempfile, time
+import argparse, os, statistics, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import append_results
 
 HEADING = '## decoding'
 MODES = ('exact', 'grey first', 'reduced', 'cache')
@@ -139,14 +138,11 @@ def main(argv=None):
     if a.tiny: a.n_files, a.n_samples, a.reps = 4, 4, 2
     import numpy, PIL, platform, torch
     torch.set_num_threads(a.threads)
-    from gpu_common import machine, now_utc, command_line
+    from gpu_common import machine, now_utc, command_line, finish
     res = dict(benchmark='decoding', time=now_utc(), machine=machine('cpu'), nproc=len(os.sched_getaffinity(0)), command=command_line(),
                python=platform.python_version(), torch=torch.__version__, pillow=PIL.__version__, numpy=numpy.__version__, **measure(a))
     res['machine_end'] = machine('cpu')
     md = markdown(res, a)
-    out = Path(a.json or Path(__file__).resolve().parent/'results'/f"decoding{'-tiny' if a.tiny else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps({**res, 'markdown': md}, indent=1))
-    if a.results_md: append_results(md, HEADING, Path(a.results_md))
-    print(md)
+    finish(res, a.json or Path(__file__).resolve().parent/'results'/f"decoding{'-tiny' if a.tiny else ''}.json", a.results_md, md, HEADING)
 
 if __name__ == '__main__': main()

@@ -205,11 +205,11 @@ def append_results(section:str, path:Path=RESULTS_MD, heading:str=HEADING) -> Pa
     "Append `section` (markdown, starting with '### ...') to the `## gpu` part of RESULTS.md."
     return _append_results(section, heading, path)
 
-def finish(result:dict, json_path, results_md, markdown:str):
-    "Store the markdown in the result, write the JSON, and append the markdown to RESULTS.md (unless results_md is '')."
+def finish(result:dict, json_path, results_md, markdown:str, heading:str=HEADING):
+    "Store the markdown in the result, write the JSON, and append the markdown under `heading` of RESULTS.md (unless results_md is '')."
     result['markdown'] = markdown
     p = write_json(json_path, result); print(f"wrote {p}")
-    if results_md: print(f"appended to {append_results(markdown, Path(results_md))}")
+    if results_md: print(f"appended to {append_results(markdown, Path(results_md), heading)}")
     print(markdown)
 
 if __name__ == '__main__':

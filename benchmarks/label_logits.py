@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse, json, os, re, statistics, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import append_results
 
 HEADING = '## label_logits'
 VARIANTS = ('all', 'labels')
@@ -116,13 +115,10 @@ def main(argv=None):
     if a.child: print(json.dumps(child(a))); return
     if a.tiny: a.vocab, a.seq, a.labels, a.hidden, a.reps, a.steps = 2000, 300, 60, 64, 1, 1
     import platform, torch, transformers
-    from gpu_common import machine, now_utc, command_line
+    from gpu_common import machine, now_utc, command_line, finish
     res = dict(benchmark='label_logits', time=now_utc(), machine=machine('cpu'), nproc=len(os.sched_getaffinity(0)), command=command_line(),
                python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__, **measure(a))
     md = markdown(res, a)
-    out = Path(a.json or Path(__file__).resolve().parent/'results'/f"label_logits{'-tiny' if a.tiny else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps({**res, 'markdown': md}, indent=1))
-    if a.results_md: append_results(md, HEADING, Path(a.results_md))
-    print(md)
+    finish(res, a.json or Path(__file__).resolve().parent/'results'/f"label_logits{'-tiny' if a.tiny else ''}.json", a.results_md, md, HEADING)
 
 if __name__ == '__main__': main()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse, json, os, re, statistics, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import append_results
 
 HEADING = '## step_levers'
 PARTS = ('checkpointing', 'group_by_length', 'compile')
@@ -205,7 +204,7 @@ def main(argv=None):
     if a.child: print(json.dumps(ckpt_child(a))); return
     if a.tiny: a.vocab, a.hidden, a.seq, a.samples, a.compile_seq, a.reps, a.steps, a.compile_steps = 2000, 64, 256, 32, 64, 1, 1, 2
     import platform, torch, transformers
-    from gpu_common import machine, now_utc, command_line
+    from gpu_common import machine, now_utc, command_line, finish
     res = dict(benchmark='step_levers', time=now_utc(), machine=machine('cpu'), nproc=len(os.sched_getaffinity(0)), command=command_line(),
                python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__)
     parts = a.only.split(',')
@@ -213,9 +212,6 @@ def main(argv=None):
     if 'group_by_length' in parts: res['group_by_length'] = group_by_length(a)
     if 'compile' in parts: res['compile'] = compile_vs_eager(a)
     md = markdown(res, a)
-    out = Path(a.json or Path(__file__).resolve().parent/'results'/f"step_levers{'-tiny' if a.tiny else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps({**res, 'markdown': md}, indent=1))
-    if a.results_md: append_results(md, HEADING, Path(a.results_md))
-    print(md)
+    finish(res, a.json or Path(__file__).resolve().parent/'results'/f"step_levers{'-tiny' if a.tiny else ''}.json", a.results_md, md, HEADING)
 
 if __name__ == '__main__': main()

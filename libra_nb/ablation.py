@@ -114,7 +114,8 @@ def oracle_findings(records:list,   # the records to write findings for
     return out
 
 # %% ../nbs/15b_ablation.ipynb #c045
-ARMS = {'real prior': ('real', 'real'), 'dummy prior': ('dummy', 'dummy'), 'real-trained, dummy at test': ('real', 'dummy')}
+ARMS = {'real prior': ('real', 'real'), 'dummy prior': ('dummy', 'dummy'), 'real-trained, dummy at test': ('real', 'dummy'),
+        'current-only projector': ('current', 'real')}  # system -> (arm it was trained as, prior shown at test)
 
 def ablation_table(scores:dict[str, ReportScores], # system name -> its scores (`score_findings`)
                    n_boot:int=1000,                 # bootstrap resamples

@@ -49,6 +49,7 @@ class DemoConfig:
     lm_pretrain:str = 'current'     # the LM stand-in's pre-training: captioner of the 'current' image only, of the 'pair' (measured worse), 'tac' (the pair through a throwaway TAC) or 'text' only (no image, as Libra's LLM)
     strict_dummy:bool = False       # the dummy-prior arm pre-trains its own LM stand-in on dummy priors: nothing in that arm ever saw a prior
     stage1_questions:bool = False   # stage 1 also trains on difference questions built from ground_truth.csv (Libra's Medical-Diff-VQA part)
+    baseline:str|None = 'mlp2x_gelu' # a third arm whose projector sees only the current image (the reference's 'linear' or 'mlp2x_gelu'), trained like the others; None: no baseline
     stage1_steps:int = 500          # stage 1: TAC only
     stage2_steps:int = 300          # stage 2: LoRA only
     batch_size:int = 16             # per step, both stages
@@ -67,7 +68,7 @@ DEMO_SIZES = {
     'tiny':  dict(n_patients=12, max_studies=3, encoder_patients=4, encoder_epochs=1, lm_epochs=1, stage1_steps=3, stage2_steps=3,
                   batch_size=4, max_new_tokens=12, n_boot=50),
     'small': dict(),
-    'full':  dict(n_patients=900, lm_epochs=6, stage1_steps=1500, stage2_steps=900),
+    'full':  dict(n_patients=600, lm_epochs=6, stage1_steps=1000, stage2_steps=600),
 }
 
 def demo_config(size:str='small', # 'tiny', 'small' or 'full'

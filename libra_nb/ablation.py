@@ -320,7 +320,7 @@ def pair_features(model:LibraForConditionalGeneration, # a Libra model with a TA
 
 
 # %% ../nbs/15b_ablation.ipynb #99b74e58
-def chain_probes(models:dict,          # 'real' / 'dummy' -> the trained Libra model of each arm (TAC output after stage 1)
+def chain_probes(models:dict,          # 'real' / 'dummy' (/ 'current') -> the trained Libra model of each arm (projector output after stage 1)
                  processor:LibraProcessor, # their processor
                  data:DemoData,        # the run's data: probes fit on its training studies with a prior, score on its test studies
                  wd:float=1.0,         # L2 penalty of the probes
@@ -336,6 +336,8 @@ def chain_probes(models:dict,          # 'real' / 'dummy' -> the trained Libra m
     feats['TAC, real-prior arm, real pairs'] = list(T)
     feats['TAC, real-prior arm, prior := current'] = [pair_features(models['real'], processor, dummy_prior(r), data.root)[1] for r in (tr, te)]
     feats['TAC, dummy-prior arm'] = [pair_features(models['dummy'], processor, dummy_prior(r), data.root)[1] for r in (tr, te)]
+    if 'current' in models:  # the single-image projector of the baseline arm
+        feats['current-only projector'] = [pair_features(models['current'], processor, r, data.root)[1] for r in (tr, te)]
     rows = {k: probe_accuracy(a, Ytr, b, Yte, wd) for k, (a, b) in feats.items()}
     return pd.DataFrame(rows).T.rename_axis('features').assign(n=len(te))
 

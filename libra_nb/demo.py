@@ -215,7 +215,7 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     _say('validation loss of both arms with shuffled images and with prior := current ...')
     sensitivity = pd.DataFrame({arm: prior_sensitivity(m, proc, _validation(data, cfg), data.root) for arm, m in models.items()}).T.rename_axis('trained with')
     _say('probing each link: change labels from the encoder features and from the TAC outputs ...')
-    probes = chain_probes(models, proc, data); tick('probes')  # the TAC arms' links
+    probes = chain_probes(models, proc, data); tick('probes')
     texts = _generate_arms(models, proc, data, cfg); tick('generation')
     test = data.records['test']
     res = dict(config=cfg, size=size, **_evaluate(texts, data, cfg), texts=texts, times=times, pretrain=pre, stages=stages, sensitivity=sensitivity, probes=probes,
@@ -355,7 +355,10 @@ def _probe_lines(res:dict) -> str:
             f"encoder {gap('encoder, both films', 'encoder, current film only'):+.1f}, "
             f"TAC of the real-prior arm {gap('TAC, real-prior arm, real pairs', 'TAC, real-prior arm, prior := current'):+.1f} "
             f"(real pairs minus prior := current), TAC real-prior arm minus dummy-prior arm "
-            f"{gap('TAC, real-prior arm, real pairs', 'TAC, dummy-prior arm'):+.1f}.\n\nThe text, change-word accuracy (%) per true "
+            f"{gap('TAC, real-prior arm, real pairs', 'TAC, dummy-prior arm'):+.1f}"
+            + (f"; the current-only projector's output {p.loc['current-only projector', 'all']:.1f} against the TAC's "
+               f"{p.loc['TAC, real-prior arm, real pairs', 'all']:.1f}" if 'current-only projector' in p.index else '')
+            + f".\n\nThe text, change-word accuracy (%) per true "
             f"change:\n\n{res['by_change'].round(1).to_markdown()}")
 
 def _error_sections(res:dict) -> str:

@@ -12,7 +12,7 @@ import json, os, platform, shlex, sys, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # before transformers is imported: the demo downloads nothing
 from datetime import datetime, timezone
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
 from results_md import append_results
 from libra_nb.demo import run_demo, goal_verdict, ablation_markdown, GOAL_METRICS
@@ -47,18 +47,51 @@ def _seed_summary(deltas:dict) -> str:
 
 def run_seeds(size:str, out:str, threads:int, seeds:list[int], overrides:dict|None=None) -> tuple[list[str], dict]:
     "Run the demo once per seed: the markdown of each run and the real-minus-dummy differences per metric."
-    parts, deltas = [], {f'{m}, real prior - {other}': [] for other in ('dummy prior', 'current-only projector') for m in GOAL_METRICS}
-    deltas['goal met'] = []
+    parts, deltas = [], _new_deltas()
     for seed in seeds:
         folder = out if len(seeds) == 1 else f'{out}/seed{seed}'
         t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed, **(overrides or {})); wall = time.perf_counter() - t0
         parts.append(_run_text(res, wall, seed))
-        for k in deltas:
-            if k == 'goal met': deltas[k].append(goal_verdict(res)[0]); continue
-            m, comp = k.split(', ', 1)
-            if comp in res['tests'].index.get_level_values(0): deltas[k].append(res['tests'].loc[(comp, m), 'delta'])
+        _deltas_of(res, deltas)
         print(parts[-1], flush=True)
     return parts, deltas
+
+def _deltas_of(res:dict, deltas:dict):
+    "Append a run's paired differences and goal verdict to `deltas`."
+    for k in deltas:
+        if k == 'goal met': deltas[k].append(goal_verdict(res)[0]); continue
+        m, comp = k.split(', ', 1)
+        if comp in res['tests'].index.get_level_values(0): deltas[k].append(res['tests'].loc[(comp, m), 'delta'])
+
+def _new_deltas() -> dict:
+    d = {f'{m}, real prior - {other}': [] for other in ('dummy prior', 'current-only projector') for m in GOAL_METRICS}
+    d['goal met'] = []
+    return d
+
+def read_run(folder) -> dict:
+    "A finished run's tables from its results folder (`paired_tests.csv`, `ceilings.csv`, `metrics.csv`, `probes.csv`, `config.json`, `timings.json`)."
+    f = Path(folder)
+    if not (f/'paired_tests.csv').exists(): raise FileNotFoundError(f"{f} holds no paired_tests.csv: give the results folder of a finished run")
+    read = lambda n, idx: pd.read_csv(f/n, index_col=idx)
+    cfg = json.loads((f/'config.json').read_text())
+    return dict(tests=read('paired_tests.csv', [0, 1]), ceilings=read('ceilings.csv', 0), table=read('metrics.csv', 0),
+                probes=read('probes.csv', 0), size=cfg['size'], seed=cfg['seed'], times=json.loads((f/'timings.json').read_text()))
+
+def summarize_runs(folders:list[str]) -> str:
+    "Markdown of the spread over finished runs (one per seed): paired differences, goal verdicts, probe gaps and wall times."
+    runs, deltas = [read_run(f) for f in folders], _new_deltas()
+    for r in runs: _deltas_of(r, deltas)
+    gap = lambda r, a, b: r['probes'].loc[a, 'all'] - r['probes'].loc[b, 'all']
+    probe = ['| seed | total (s) | probe gap, encoder (both films − current) | probe gap, TAC (real pairs − prior := current) | TAC, real − dummy arm |',
+             '|---|---|---|---|---|']
+    probe += [f"| {r['seed']} | {r['times']['total']:.0f} | {gap(r, 'encoder, both films', 'encoder, current film only'):+.1f} | "
+              f"{gap(r, 'TAC, real-prior arm, real pairs', 'TAC, real-prior arm, prior := current'):+.1f} | "
+              f"{gap(r, 'TAC, real-prior arm, real pairs', 'TAC, dummy-prior arm'):+.1f} |" for r in runs]
+    ceil = [f"seed {r['seed']}: " + ', '.join(f"{m} {r['ceilings'].loc[m, 'oracle, both films']:.1f} / {r['ceilings'].loc[m, 'oracle, current film only']:.1f}"
+                                            for m in GOAL_METRICS) for r in runs]
+    return (f"Runs: {', '.join(map(str, folders))} (size {runs[0]['size']}).\n\n{_seed_summary(deltas)}\n\n" + '\n'.join(probe)
+            + "\n\nPerfect readers (both films / current film only): " + '; '.join(ceil) + '.\n\n'
+            + '\n'.join(f"- seed {r['seed']}: {goal_verdict(r)[1]}" for r in runs) + '\n')
 
 def _heading(size:str, threads:int, seeds:str, note:str, load:tuple) -> str:
     "The heading of a result: date, settings, machine and command."
@@ -77,8 +110,14 @@ def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
          seeds:str='0',                 # comma-separated seeds; several measure the training variance
          note:str='',                   # free text recorded with the result (e.g. machine load)
          overrides:str='{}',            # `DemoConfig` overrides as JSON, e.g. '{"stage1_questions": true, "lm_pretrain": "text"}'
+         summarize:str='',              # comma-separated results folders of finished runs: append only their spread over seeds (no run)
          results:str=str(Path(__file__).parent/'RESULTS.md')): # file to append to
     "Run the demo once per seed, then append wall times, ablation tables, paired tests (and the spread over seeds) to `results`."
+    if summarize:
+        text = summarize_runs(summarize.split(','))
+        append_results(f"\n### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, spread over seeds of finished runs\n\n"
+                       f"Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`{'  ' + chr(10) + 'Note: ' + note if note else ''}\n\n{text}", '## demo', Path(results))
+        return print(text)
     seed_list, load = [int(s) for s in seeds.split(',')], os.getloadavg()
     parts, deltas = run_seeds(size, out, threads, seed_list, json.loads(overrides))
     summary = '' if len(seed_list) < 2 else '\nTraining variance: the paired differences of each seed (points), their mean and SD over seeds:\n\n' + _seed_summary(deltas) + '\n'

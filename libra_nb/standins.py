@@ -272,6 +272,11 @@ def pretrain_lm(records:list,       # training records
     return lm.eval(), pd.DataFrame({'step': range(1, len(losses) + 1), 'loss': losses})
 
 # %% ../nbs/15a_standins.ipynb #c022
+def _projector_name(model) -> str:
+    "What the progress lines call the model's projector: 'the TAC' or e.g. 'the mlp2x_gelu projector'."
+    pt = model.config.projector_type
+    return 'the TAC' if pt == 'TAC' else f'the {pt} projector'
+
 def train_libra(model:LibraForConditionalGeneration, # a Libra model around the stand-ins (`demo_libra`)
                 processor:LibraProcessor,            # its processor
                 train_records:list,                  # training records (with or without a prior image)
@@ -291,7 +296,7 @@ def train_libra(model:LibraForConditionalGeneration, # a Libra model around the 
     for stage, steps, lr in ((1, cfg.stage1_steps, cfg.stage1_lr), (2, cfg.stage2_steps, cfg.stage2_lr)):
         if stage == 2: add_lora(model, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=LORA_DEFAULTS['lora_dropout'])
         extra = dict(projector_lr=cfg.stage2_projector_lr) if stage == 2 else {}
-        print(f"[{name}] stage {stage}: training {'the TAC' if stage == 1 else 'LoRA adapters'} for {steps} steps ...", flush=True)
+        print(f"[{name}] stage {stage}: training {_projector_name(model) if stage == 1 else 'LoRA adapters'} for {steps} steps ...", flush=True)
         tc = TrainConfig.for_stage(stage, output_dir=str(Path(out_dir)/f'stage{stage}'), max_steps=steps, learning_rate=lr, **common, **extra)
         train = LibraDataset(list(train_records) + (list(stage1_extra) if stage == 1 else []), image_folder)
         logs[stage] = pd.DataFrame(LibraTrainer(model, tc, train, val, collate_fn=collate).fit().log_history)

@@ -17,11 +17,11 @@ from .metrics import evaluate_reports, bootstrap_ci, paired_test, Score, ReportS
 from .standins import DemoData, dummy_prior
 
 # %% auto #0
-__all__ = ['DEMO_METRICS', 'ARMS', 'PROBE_CHANGES', 'stated_changes', 'change_table', 'change_accuracy', 'change_confusion',
-           'score_findings', 'oracle_findings', 'ablation_table', 'ablation_systems', 'ablation_markdown',
-           'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'probe_records',
-           'change_labels', 'fit_probe', 'probe_accuracy', 'size_features', 'pair_features', 'chain_probes',
-           'change_accuracy_by_change']
+__all__ = ['DEMO_METRICS', 'ARMS', 'GOAL_METRICS', 'METRIC_NAMES', 'PROBE_CHANGES', 'stated_changes', 'change_table',
+           'change_accuracy', 'change_confusion', 'score_findings', 'oracle_findings', 'ablation_table',
+           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'goal_verdict', 'plot_losses', 'plot_examples',
+           'prior_weights', 'plot_prior_weights', 'probe_records', 'change_labels', 'fit_probe', 'probe_accuracy',
+           'size_features', 'pair_features', 'chain_probes', 'change_accuracy_by_change']
 
 # %% ../nbs/15b_ablation.ipynb #c028
 _MENTIONS = {f: ('cardiomegaly', 'heart', 'cardiomediastinal') if f == 'cardiomegaly' else
@@ -153,6 +153,36 @@ def ablation_tests(scores:dict[str, ReportScores], # system name -> its scores; 
         t = paired_test(scores[other], scores['real prior'], n_boot=n_boot, seed=seed)
         rows += [dict(comparison=f'real prior - {other}', metric=m, **t.loc[m].to_dict()) for m in metrics]
     return pd.DataFrame(rows).rename(columns={'a': 'other', 'b': 'real prior'}).set_index(['comparison', 'metric'])
+
+# %% ../nbs/15b_ablation.ipynb #faffcc84
+GOAL_METRICS = ('Temporal_entity_score', 'Change_accuracy')  # the goal's two metrics
+METRIC_NAMES = {'BLEU1': 'BLEU-1', 'BLEU4': 'BLEU-4', 'ROUGE-L': 'ROUGE-L', 'Temporal_entity_score': 'temporal F1',
+                'Change_accuracy': 'change-word accuracy'}  # the README's names of the metrics
+
+def goal_verdict(res:dict # a run's `ablation_tests` (`tests`), ceilings (`ceilings`), `ablation_table` (`table`) and preset (`size`)
+                ) -> tuple[bool, str]:
+    """Issue 21's goal for one run, and a sentence saying whether it is met.
+
+    `small` (and `tiny`): real prior minus dummy prior positive with a 95% CI excluding 0, on temporal F1 and on change-word accuracy.
+    `full` (per seed; the goal asks it of 3 seeds): each difference at least half the perfect readers' gap, CI
+    excluding 0, and the real arm's change-word accuracy above the current-film perfect reader's."""
+    tests, ceil, table, full = res['tests'], res['ceilings'], res['table'], res.get('size') == 'full'
+    both, cur = ablation_systems(ceil)
+    parts, ok = [], []
+    for m in GOAL_METRICS:
+        t, gap = tests.loc[('real prior - dummy prior', m)], ceil.loc[m, both] - ceil.loc[m, cur]
+        need = gap / 2 if full else 0.0
+        ok.append(t.low > 0 and t.delta > need)
+        parts.append(f"{METRIC_NAMES[m]} {t.delta:+.1f} (95% CI {t.low:+.1f} to {t.high:+.1f}; perfect readers' gap {gap:+.1f})")
+    real, reader = table.loc['Change_accuracy', 'real prior'], ceil.loc['Change_accuracy', cur]
+    if not full: goal = "positive with a CI excluding 0 on both"
+    else:
+        ok.append(real > reader)
+        goal = (f"each at least half the perfect readers' gap with a CI excluding 0, and the real arm's change-word accuracy "
+                f"({real:.1f}) above the current-film reader's ({reader:.1f}); on 3 seeds")
+    met = all(ok)
+    return met, f"Real prior minus dummy prior: {'; '.join(parts)}. Goal ({goal}): {'met' if met else 'NOT met'}."
+
 
 # %% ../nbs/15b_ablation.ipynb #c047
 def plot_losses(pretrain:dict[str, pd.DataFrame], # phase name -> log with `step`, `loss`

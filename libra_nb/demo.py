@@ -13,13 +13,13 @@ from fastcore.script import call_parse
 from .core import one_line_errors
 
 # %% auto #0
-__all__ = ['ARM_NAMES', 'GOAL_METRICS', 'METRIC_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'evaluate_command',
-           'train_command', 'run_demo', 'goal_verdict', 'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES',
-           'demo_config', 'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra',
-           'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings',
-           'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS', 'score_findings',
-           'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
-           'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights']
+__all__ = ['ARM_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'evaluate_command', 'train_command', 'run_demo',
+           'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data',
+           'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm',
+           'train_libra', 'prior_sensitivity', 'generate_findings', 'stated_changes', 'change_table', 'change_accuracy',
+           'change_confusion', 'DEMO_METRICS', 'score_findings', 'oracle_findings', 'ARMS', 'ablation_table',
+           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights',
+           'plot_prior_weights', 'GOAL_METRICS', 'METRIC_NAMES', 'goal_verdict']
 
 # %% ../nbs/15c_demo.ipynb #x0bf2d0
 from .core import hyphen_to_underscore
@@ -32,7 +32,7 @@ from .standins import (DemoConfig, DEMO_SIZES, demo_config, DemoData, demo_data,
 from .ablation import (stated_changes, change_table, change_accuracy, change_confusion, DEMO_METRICS, score_findings,
                               oracle_findings, ARMS, ablation_table, ablation_systems, ablation_markdown, ablation_tests,
                               plot_losses, plot_examples, prior_weights, plot_prior_weights,
-                              chain_probes, change_accuracy_by_change)
+                              chain_probes, change_accuracy_by_change, GOAL_METRICS, METRIC_NAMES, goal_verdict)
 
 # %% ../nbs/15c_demo.ipynb #x79587e
 # moved: settings, data, stand-ins and training live in libra_nb.standins; change words, ceilings, statistics, figures in libra_nb.ablation
@@ -40,7 +40,7 @@ _all_ = ['DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data', 'du
          'demo_libra', 'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings',
          'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS', 'score_findings',
          'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
-         'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights']
+         'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'GOAL_METRICS', 'METRIC_NAMES', 'goal_verdict']
 
 # %% ../nbs/15c_demo.ipynb #x2cac19
 def _starting_parts(data:DemoData, cfg:DemoConfig, vision_tower:str|None, llm:str|None, logs:dict) -> tuple:
@@ -232,34 +232,6 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
 
 
 # %% ../nbs/15c_demo.ipynb #c053
-GOAL_METRICS = ('Temporal_entity_score', 'Change_accuracy')  # the goal's two metrics
-METRIC_NAMES = {'BLEU1': 'BLEU-1', 'BLEU4': 'BLEU-4', 'ROUGE-L': 'ROUGE-L', 'Temporal_entity_score': 'temporal F1',
-                'Change_accuracy': 'change-word accuracy'}  # the README's names of the metrics
-
-def goal_verdict(res:dict # a `run_demo` result (its `tests`, `ceilings`, `table` and `size`)
-                ) -> tuple[bool, str]:
-    """Issue 21's goal for one run, and a sentence saying whether it is met.
-
-    `small` (and `tiny`): real prior minus dummy prior positive with a 95% CI excluding 0, on temporal F1 and on change-word accuracy.
-    `full` (per seed; the goal asks it of 3 seeds): each difference at least half the perfect readers' gap, CI
-    excluding 0, and the real arm's change-word accuracy above the current-film perfect reader's."""
-    tests, ceil, table, full = res['tests'], res['ceilings'], res['table'], res.get('size') == 'full'
-    both, cur = ablation_systems(ceil)
-    parts, ok = [], []
-    for m in GOAL_METRICS:
-        t, gap = tests.loc[('real prior - dummy prior', m)], ceil.loc[m, both] - ceil.loc[m, cur]
-        need = gap / 2 if full else 0.0
-        ok.append(t.low > 0 and t.delta > need)
-        parts.append(f"{METRIC_NAMES[m]} {t.delta:+.1f} (95% CI {t.low:+.1f} to {t.high:+.1f}; perfect readers' gap {gap:+.1f})")
-    real, reader = table.loc['Change_accuracy', 'real prior'], ceil.loc['Change_accuracy', cur]
-    if not full: goal = "positive with a CI excluding 0 on both"
-    else:
-        ok.append(real > reader)
-        goal = (f"each at least half the perfect readers' gap with a CI excluding 0, and the real arm's change-word accuracy "
-                f"({real:.1f}) above the current-film reader's ({reader:.1f}); on 3 seeds")
-    met = all(ok)
-    return met, f"Real prior minus dummy prior: {'; '.join(parts)}. Goal ({goal}): {'met' if met else 'NOT met'}."
-
 def _ceiling_lines(ceilings:pd.DataFrame) -> str:
     "The two oracles' temporal F1 and change accuracy, and the gap between them."
     both, cur = ablation_systems(ceilings)

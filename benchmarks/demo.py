@@ -35,38 +35,36 @@ Probes (change-label accuracy %, logistic regression on each link's features, `c
 Ceilings (perfect readers, `oracle_findings`): temporal F1 both films {ceil.loc['Temporal_entity_score', 'oracle, both films']:.1f}, current film only {ceil.loc['Temporal_entity_score', 'oracle, current film only']:.1f}.
 """
 
-def _seed_summary(deltas:dict) -> str:
-    "Per-seed values, mean and SD over seeds of the real-minus-dummy differences."
+def _seed_summary(deltas:dict, goals:list[bool]) -> str:
+    "Per-seed values, mean and SD over seeds of the paired differences, and each seed's goal verdict."
     lines = ['| difference | per seed | mean | SD over seeds |', '|---|---|---|---|']
     for m, d in deltas.items():
-        if m == 'goal met': lines.append(f"| goal met (`goal_verdict`) | {', '.join('yes' if x else 'no' for x in d)} | | |"); continue
-        if len(d) < 2: continue
+        if len(d) < 2: continue  # a comparison missing from some runs (no baseline arm)
         d = np.array(d)
         lines.append(f"| {m} | {', '.join(f'{x:+.1f}' for x in d)} | {d.mean():+.1f} | {d.std(ddof=1):.1f} |")
+    lines.append(f"| goal met (`goal_verdict`) | {', '.join('yes' if g else 'no' for g in goals)} | | |")
     return '\n'.join(lines)
 
-def run_seeds(size:str, out:str, threads:int, seeds:list[int], overrides:dict|None=None) -> tuple[list[str], dict]:
-    "Run the demo once per seed: the markdown of each run and the real-minus-dummy differences per metric."
-    parts, deltas = [], _new_deltas()
+def run_seeds(size:str, out:str, threads:int, seeds:list[int], overrides:dict|None=None) -> tuple[list[str], dict, list[bool]]:
+    "Run the demo once per seed: the markdown of each run, the paired differences per metric and the goal verdicts."
+    parts, deltas, goals = [], _new_deltas(), []
     for seed in seeds:
         folder = out if len(seeds) == 1 else f'{out}/seed{seed}'
         t0 = time.perf_counter(); res = run_demo(folder, size, threads=threads, seed=seed, **(overrides or {})); wall = time.perf_counter() - t0
         parts.append(_run_text(res, wall, seed))
-        _deltas_of(res, deltas)
+        _deltas_of(res, deltas); goals.append(goal_verdict(res)[0])
         print(parts[-1], flush=True)
-    return parts, deltas
+    return parts, deltas, goals
 
 def _deltas_of(res:dict, deltas:dict):
-    "Append a run's paired differences and goal verdict to `deltas`."
+    "Append a run's paired differences to `deltas`."
     for k in deltas:
-        if k == 'goal met': deltas[k].append(goal_verdict(res)[0]); continue
         m, comp = k.split(', ', 1)
         if comp in res['tests'].index.get_level_values(0): deltas[k].append(res['tests'].loc[(comp, m), 'delta'])
 
 def _new_deltas() -> dict:
-    d = {f'{m}, real prior - {other}': [] for other in ('dummy prior', 'current-only projector') for m in GOAL_METRICS}
-    d['goal met'] = []
-    return d
+    "One empty list per (metric, comparison) of the seed summary."
+    return {f'{m}, real prior - {other}': [] for other in ('dummy prior', 'current-only projector') for m in GOAL_METRICS}
 
 def read_run(folder) -> dict:
     "A finished run's tables from its results folder (`paired_tests.csv`, `ceilings.csv`, `metrics.csv`, `probes.csv`, `config.json`, `timings.json`)."
@@ -81,6 +79,7 @@ def summarize_runs(folders:list[str]) -> str:
     "Markdown of the spread over finished runs (one per seed): paired differences, goal verdicts, probe gaps and wall times."
     runs, deltas = [read_run(f) for f in folders], _new_deltas()
     for r in runs: _deltas_of(r, deltas)
+    goals = [goal_verdict(r)[0] for r in runs]
     gap = lambda r, a, b: r['probes'].loc[a, 'all'] - r['probes'].loc[b, 'all']
     probe = ['| seed | total (s) | probe gap, encoder (both films − current) | probe gap, TAC (real pairs − prior := current) | TAC, real − dummy arm |',
              '|---|---|---|---|---|']
@@ -89,7 +88,7 @@ def summarize_runs(folders:list[str]) -> str:
               f"{gap(r, 'TAC, real-prior arm, real pairs', 'TAC, dummy-prior arm'):+.1f} |" for r in runs]
     ceil = [f"seed {r['seed']}: " + ', '.join(f"{m} {r['ceilings'].loc[m, 'oracle, both films']:.1f} / {r['ceilings'].loc[m, 'oracle, current film only']:.1f}"
                                             for m in GOAL_METRICS) for r in runs]
-    return (f"Runs: {', '.join(map(str, folders))} (size {runs[0]['size']}).\n\n{_seed_summary(deltas)}\n\n" + '\n'.join(probe)
+    return (f"Runs: {', '.join(map(str, folders))} (size {runs[0]['size']}).\n\n{_seed_summary(deltas, goals)}\n\n" + '\n'.join(probe)
             + "\n\nPerfect readers (both films / current film only): " + '; '.join(ceil) + '.\n\n'
             + '\n'.join(f"- seed {r['seed']}: {goal_verdict(r)[1]}" for r in runs) + '\n')
 
@@ -119,7 +118,7 @@ def main(size:str='small',              # demo preset: 'tiny', 'small' or 'full'
                        f"Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`{'  ' + chr(10) + 'Note: ' + note if note else ''}\n\n{text}", '## demo', Path(results))
         return print(text)
     seed_list, load = [int(s) for s in seeds.split(',')], os.getloadavg()
-    parts, deltas = run_seeds(size, out, threads, seed_list, json.loads(overrides))
-    summary = '' if len(seed_list) < 2 else '\nTraining variance: the paired differences of each seed (points), their mean and SD over seeds:\n\n' + _seed_summary(deltas) + '\n'
+    parts, deltas, goals = run_seeds(size, out, threads, seed_list, json.loads(overrides))
+    summary = '' if len(seed_list) < 2 else '\nTraining variance: the paired differences of each seed (points), their mean and SD over seeds:\n\n' + _seed_summary(deltas, goals) + '\n'
     append_results(_heading(size, threads, seeds, note, load) + ''.join(parts) + summary, '## demo', Path(results))
     print(summary)

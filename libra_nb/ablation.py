@@ -43,7 +43,7 @@ def stated_changes(text:str # generated or reference findings
         out[f] = label
     return out
 
-# %% ../nbs/15b_ablation.ipynb #c031
+# %% ../nbs/15b_ablation.ipynb #8cefbc07
 def change_table(texts:list[str], # one findings text per record
                  records:list,    # the records they were written for
                  data:DemoData,   # the run's data (ground truth, dicom -> study)
@@ -57,6 +57,7 @@ def change_table(texts:list[str], # one findings text per record
         for f, said in stated_changes(t).items(): rows.append(dict(record=i, study_id=sid, finding=f, true=truth[(sid, f)], stated=said))
     return pd.DataFrame(rows, columns=['record', 'study_id', 'finding', 'true', 'stated'])
 
+# %% ../nbs/15b_ablation.ipynb #6333cd71
 def _ratio_agg(sums, n): return 100 * sums[:, 0] / np.maximum(sums[:, 1], 1e-12)
 
 def change_accuracy(texts:list[str], # one findings text per record
@@ -113,7 +114,7 @@ def oracle_findings(records:list,   # the records to write findings for
         out.append(parse_report(write_report(rng, t.grade.to_dict(), changes, t.location.to_dict(), 'pa', [('PA', 'Erect')]))['findings'])
     return out
 
-# %% ../nbs/15b_ablation.ipynb #c045
+# %% ../nbs/15b_ablation.ipynb #8de5a756
 ARMS = {'real prior': ('real', 'real'), 'dummy prior': ('dummy', 'dummy'), 'real-trained, dummy at test': ('real', 'dummy'),
         'current-only projector': ('current', 'real')}  # system -> (arm it was trained as, prior shown at test)
 
@@ -128,11 +129,13 @@ def ablation_table(scores:dict[str, ReportScores], # system name -> its scores (
         cols[name], cols[f'{name} low'], cols[f'{name} high'] = ci.score, ci.low, ci.high
     return pd.DataFrame(cols)
 
+# %% ../nbs/15b_ablation.ipynb #c7ddf98d
 def ablation_systems(table:pd.DataFrame # an `ablation_table`
                     ) -> list[str]:
     "The system names of an `ablation_table` (its columns without the ` low` / ` high` bounds)."
     return [c for c in table.columns if not c.endswith((' low', ' high'))]
 
+# %% ../nbs/15b_ablation.ipynb #021138eb
 def ablation_markdown(table:pd.DataFrame, # an `ablation_table`
                       header:str='metric', # the heading of the metric column
                      ) -> str:
@@ -142,6 +145,7 @@ def ablation_markdown(table:pd.DataFrame, # an `ablation_table`
     rows = '\n'.join(f"| {m} | " + ' | '.join(cell(m, s) for s in systems) + ' |' for m in table.index)
     return f"| {header} | {' | '.join(systems)} |\n|---|{'---|' * len(systems)}\n{rows}"
 
+# %% ../nbs/15b_ablation.ipynb #445d496b
 def ablation_tests(scores:dict[str, ReportScores], # system name -> its scores; must hold 'real prior'
                    n_boot:int=1000,                 # bootstrap resamples
                    seed:int=0,                      # bootstrap seed
@@ -203,12 +207,13 @@ def plot_losses(pretrain:dict[str, pd.DataFrame], # phase name -> log with `step
     fig.tight_layout()
     return fig
 
-# %% ../nbs/15b_ablation.ipynb #c048
+# %% ../nbs/15b_ablation.ipynb #f82f6b32
 def _disagreement(texts:list[str]) -> int:
     "How much the systems' `texts` of one study differ: the words some but not all of them use."
     words = [set(x.lower().split()) for x in texts]
     return len(set.union(*words) - set.intersection(*words))
 
+# %% ../nbs/15b_ablation.ipynb #bf829bf6
 def plot_examples(records:list,               # test records
                   texts:dict[str, list[str]],  # system name -> its findings per record
                   image_folder,                # the folder the records' image paths start from
@@ -236,8 +241,7 @@ def plot_examples(records:list,               # test records
     fig.tight_layout()
     return fig
 
-
-# %% ../nbs/15b_ablation.ipynb #c049
+# %% ../nbs/15b_ablation.ipynb #3146d85d
 @torch.no_grad()
 def prior_weights(model:LibraForConditionalGeneration, # a trained Libra model with a TAC
                   processor:LibraProcessor,            # its processor
@@ -253,6 +257,7 @@ def prior_weights(model:LibraForConditionalGeneration, # a trained Libra model w
         out.append(model.mm_projector(f[:, 0], f[:, 1], return_diagnostics=True)[1]['prior_weight'])
     return torch.cat(out).numpy()
 
+# %% ../nbs/15b_ablation.ipynb #cd0ed46d
 def plot_prior_weights(real:np.ndarray,  # prior weights of real pairs
                        dummy:np.ndarray): # prior weights of dummy pairs
     "Histogram of the TAC prior weights of real pairs, beside those of dummy pairs."
@@ -265,7 +270,7 @@ def plot_prior_weights(real:np.ndarray,  # prior weights of real pairs
     fig.tight_layout()
     return fig
 
-# %% ../nbs/15b_ablation.ipynb #3989c5b7
+# %% ../nbs/15b_ablation.ipynb #4c44c21a
 PROBE_CHANGES = ('absent', 'new', 'increased', 'decreased', 'resolved', 'stable')  # the change labels a probe predicts (class indices)
 
 def probe_records(records:list,  # Libra records
@@ -275,6 +280,7 @@ def probe_records(records:list,  # Libra records
     truth = data.truth.set_index(['study_id', 'finding'])['change']
     return [r for r in records if len(r['image']) == 2 and truth[(data.study_of[r['id']], 'cardiomegaly')] != 'baseline']
 
+# %% ../nbs/15b_ablation.ipynb #02334dc7
 def change_labels(records:list,  # records with a prior study (`probe_records`)
                   data:DemoData, # the run's data
                  ) -> torch.Tensor:
@@ -283,8 +289,7 @@ def change_labels(records:list,  # records with a prior study (`probe_records`)
     return torch.tensor([[PROBE_CHANGES.index(truth[(data.study_of[r['id']], f)]) for f in FINDINGS] for r in records],
                         dtype=torch.long).reshape(-1, len(FINDINGS))
 
-
-# %% ../nbs/15b_ablation.ipynb #019611ce
+# %% ../nbs/15b_ablation.ipynb #29b2e22c
 def fit_probe(X:torch.Tensor, # `(n, d)` features
               y:torch.Tensor, # `(n,)` class indices
               n_classes:int,  # number of classes
@@ -304,6 +309,7 @@ def fit_probe(X:torch.Tensor, # `(n, d)` features
     if len(X): opt.step(closure)
     return lambda Xt: lin((Xt - mu) / sd).argmax(-1)
 
+# %% ../nbs/15b_ablation.ipynb #ccebac2e
 def probe_accuracy(X_train:torch.Tensor, Y_train:torch.Tensor, # `(n, d)` features and `(n, 5)` labels (`change_labels`) to fit on
                    X_test:torch.Tensor, Y_test:torch.Tensor,   # the same to score on
                    wd:float=1.0,                               # L2 penalty of `fit_probe`
@@ -318,8 +324,7 @@ def probe_accuracy(X_train:torch.Tensor, Y_train:torch.Tensor, # `(n, d)` featur
     out['all'] = 100 * h.mean().item() if len(h) else float('nan')
     return out
 
-
-# %% ../nbs/15b_ablation.ipynb #3aaafe1f
+# %% ../nbs/15b_ablation.ipynb #df5c003e
 def size_features(records:list,  # records with a prior study (`probe_records`)
                   data:DemoData, # the run's data
                  ) -> torch.Tensor:
@@ -331,6 +336,7 @@ def size_features(records:list,  # records with a prior study (`probe_records`)
     get = lambda ids: torch.tensor(size.loc[ids].to_numpy(), dtype=torch.float32).reshape(-1, len(FINDINGS))
     return torch.stack([get(sids), get([int(prior_of[s]) for s in sids])], 1)
 
+# %% ../nbs/15b_ablation.ipynb #8c8865e5
 @torch.no_grad()
 def pair_features(model:LibraForConditionalGeneration, # a Libra model with a TAC
                   processor:LibraProcessor,            # its processor
@@ -347,7 +353,6 @@ def pair_features(model:LibraForConditionalGeneration, # a Libra model with a TA
         enc.append(f[:, :, -1].mean(-2)); tac.append(model.mm_projector(f[:, 0], f[:, 1]).mean(1))
     D, H = model.config.vision_config.hidden_size, model.config.text_config.hidden_size
     return (torch.cat(enc).float() if enc else torch.zeros(0, 2, D)), (torch.cat(tac).float() if tac else torch.zeros(0, H))
-
 
 # %% ../nbs/15b_ablation.ipynb #99b74e58
 def chain_probes(models:dict,          # 'real' / 'dummy' (/ 'current') -> the trained Libra model of each arm (projector output after stage 1)

@@ -59,7 +59,7 @@ def read_jsonl(path,                # a JSONL file: one JSON object per line
         out.append(rec)
     return out
 
-# %% ../nbs/00b_checkpoints.ipynb #x19c7e5
+# %% ../nbs/00b_checkpoints.ipynb #431e68ed
 OFFICIAL_KEY_PREFIXES = [('model.mm_projector.', 'mm_projector.'), ('model.vision_tower.', 'vision_tower.'),
                          ('lm_head.', 'language_model.lm_head.'), ('model.', 'language_model.model.')]  # first match wins
 
@@ -69,6 +69,7 @@ def strip_peft_prefix(key:str, # a weight name as peft-wrapped training saved it
     key = key.removeprefix('base_model.')
     return key.removeprefix('model.') if key.startswith('model.model.') else key
 
+# %% ../nbs/00b_checkpoints.ipynb #71a803e4
 def libra_key(key:str, # a reference weight name (peft prefixes allowed)
              ) -> str:
     "The `LibraForConditionalGeneration` name of a reference weight name (peft prefixes stripped)."
@@ -90,13 +91,14 @@ def libra_state_dict(state_dict:dict,  # reference weight names -> tensors
                                "Is it a Libra checkpoint for this model's LLM family and sizes?")
     return out
 
-# %% ../nbs/00b_checkpoints.ipynb #xa9c60f
+# %% ../nbs/00b_checkpoints.ipynb #151a1106
 _WEIGHT_FILES = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin']
 
 def _read_file(f:Path) -> dict[str, torch.Tensor]:
     if f.suffix == '.safetensors': return load_file(str(f))
     return torch.load(f, map_location='cpu', weights_only=True, mmap=True)
 
+# %% ../nbs/00b_checkpoints.ipynb #08efe70c
 def read_state_dict(path, # a weights file, or a directory with `model*.safetensors` / `pytorch_model*.bin` (sharded or not)
                    ) -> dict[str, torch.Tensor]:
     "All tensors of a checkpoint file or directory; `.bin` files are read with `weights_only=True`."

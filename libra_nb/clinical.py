@@ -15,7 +15,7 @@ from .nlg import Score, MetricUnavailable, _missing_package
 __all__ = ['RADGRAPH_FILES', 'CHEXBERT_CONDITIONS', 'CHEXBERT_5', 'RATESCORE_MODELS', 'RATESCORE_ENV_HELP', 'bertscore',
            'radgraph_f1', 'load_chexbert', 'chexbert_labels', 'chexbert_scores', 'ratescore']
 
-# %% ../nbs/11b_clinical.ipynb #c048
+# %% ../nbs/11b_clinical.ipynb #e3d31ec2
 def _missing_hub_weights(name:str, what:str, how:str='') -> list[str]:
     "A problem line if `name` (hub id or folder) can't be loaded offline; `how` says how to pass a folder instead."
     if Path(name).expanduser().exists(): return []
@@ -25,6 +25,7 @@ def _missing_hub_weights(name:str, what:str, how:str='') -> list[str]:
     if isinstance(try_to_load_from_cache(name, 'config.json', cache_dir=os.environ.get('HF_HUB_CACHE')), str): return []
     return [f"the weights `{name}` ({what}) are not in the Hugging Face cache: {hub_download_advice(name)}" + (f" Give it as {how}" if how else "")]
 
+# %% ../nbs/11b_clinical.ipynb #0cb0c6aa
 def _require(metric:str, problems:list[str]):
     if problems: raise MetricUnavailable(f"{metric} cannot run: " + "; ".join(problems) + ".")
 
@@ -32,7 +33,7 @@ def _device(device=None) -> str:
     import torch
     return device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
-# %% ../nbs/11b_clinical.ipynb #c050
+# %% ../nbs/11b_clinical.ipynb #10ec2d40
 def _bertscore_layer(model:str) -> int:
     "bert-score's layer for a local folder: that of `distilbert-base-uncased` for a 6-layer DistilBERT, else the model's depth."
     from transformers import AutoConfig
@@ -41,6 +42,7 @@ def _bertscore_layer(model:str) -> int:
     if cfg.model_type == 'distilbert' and cfg.num_hidden_layers == 6: return model2layers['distilbert-base-uncased']
     return cfg.num_hidden_layers
 
+# %% ../nbs/11b_clinical.ipynb #7cd01821
 def bertscore(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
               model:str='distilbert-base-uncased', # hub id or local folder
@@ -60,7 +62,7 @@ def bertscore(predictions:list[str], # generated reports
         out[keep] = scorer.score([predictions[i] for i in keep], [references[i] for i in keep])[2].numpy().astype(float)
     return out
 
-# %% ../nbs/11b_clinical.ipynb #c059
+# %% ../nbs/11b_clinical.ipynb #fdda3ae2
 RADGRAPH_FILES = {'radgraph': 'radgraph.tar.gz', 'radgraph-xl': 'radgraph-xl.tar.gz', 'modern-radgraph-xl': 'modern-radgraph-xl.tar.gz'}
 
 def _radgraph_cache() -> Path:
@@ -69,6 +71,7 @@ def _radgraph_cache() -> Path:
     from importlib.metadata import version
     return Path(user_cache_dir('radgraph'))/version('radgraph')
 
+# %% ../nbs/11b_clinical.ipynb #7ee18f88
 def radgraph_f1(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
                 model_type:str='radgraph', # 'radgraph', 'radgraph-xl' or 'modern-radgraph-xl'
@@ -108,7 +111,7 @@ def _radgraph_run(predictions, references, model_type, cache, batch_size, device
                         for p, r in zip(predictions, references)], dtype=float).reshape(-1, 3)
     return dict(zip(('RG_E', 'RG_ER', 'RG_ER_bar'), rewards.T))
 
-# %% ../nbs/11b_clinical.ipynb #c063
+# %% ../nbs/11b_clinical.ipynb #eed66631
 CHEXBERT_CONDITIONS = ["Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
                        "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
                        "Fracture", "Support Devices", "No Finding"]
@@ -119,6 +122,7 @@ def _chexbert_checkpoint_default() -> Path:
     except ImportError: return Path('~/.cache/chexbert/chexbert.pth').expanduser()
     return Path(user_cache_dir('chexbert'))/'chexbert.pth'
 
+# %% ../nbs/11b_clinical.ipynb #b2581d2f
 def _chexbert_model(config):
     "CheXbert's labeler (attribute names as in f1chexbert's `bert_labeler`, so the checkpoint loads)."
     import torch
@@ -174,7 +178,7 @@ def chexbert_labels(texts:list[str], # reports
         out.append(((classes == 1) | (classes == 3)).cpu().numpy())
     return np.concatenate(out).astype(int) if out else np.zeros((0, 14), int)
 
-# %% ../nbs/11b_clinical.ipynb #c069
+# %% ../nbs/11b_clinical.ipynb #a887d08c
 def _f1_agg(classes:list[int], micro:bool, k:int=14):
     "`agg` for CheXbert F1 over per-sample [tp x k, fp x k, fn x k] columns."
     def agg(sums, n):
@@ -184,6 +188,7 @@ def _f1_agg(classes:list[int], micro:bool, k:int=14):
         return 100 * np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.).mean(1)
     return agg
 
+# %% ../nbs/11b_clinical.ipynb #449d2955
 def chexbert_scores(pred_labels:np.ndarray, # (n, 14) 0/1 labels of the generated reports
                     ref_labels:np.ndarray,  # (n, 14) 0/1 labels of the references
                    ) -> dict[str, Score]:

@@ -50,7 +50,7 @@ class LibraConfig(PretrainedConfig):
             self.tie_word_embeddings = True  # the LM ties its embeddings: say so at the top, as Llava does
         self._check()
 
-# %% ../nbs/09a_configuration.ipynb #c009
+# %% ../nbs/09a_configuration.ipynb #c54673f3
 @patch
 def _check(self:LibraConfig):
     pt, layer = self.projector_type, self.mm_vision_select_layer
@@ -65,6 +65,7 @@ def _check(self:LibraConfig):
         raise ValueError(f"LibraConfig: tac_num_heads={self.tac_num_heads} must divide the vision width "
                          f"{self.vision_config.hidden_size}; set tac_num_heads to a divisor.")
 
+# %% ../nbs/09a_configuration.ipynb #bea167ec
 @patch(as_prop=True)
 def num_vision_layers(self:LibraConfig) -> int:
     "How many encoder layers the projector receives (all of them for 'all', else 1)."

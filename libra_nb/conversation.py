@@ -56,7 +56,7 @@ class Conversation:
         "The text that ends an assistant turn, picked as the reference's `libra_eval` does: generation stops there."
         return self.sep2 if self.sep_style in (SeparatorStyle.TWO, SeparatorStyle.LLAMA_3, SeparatorStyle.MISTRAL) else self.sep
 
-# %% ../nbs/08_conversation.ipynb #c009
+# %% ../nbs/08_conversation.ipynb #e6597835
 def _colon_pieces(c):
     "SINGLE and TWO: `system + sep`, then `ROLE: text` closed by `sep` (TWO: `sep2` after answers)."
     seps = (c.sep, c.sep2 if c.sep_style is SeparatorStyle.TWO else c.sep)
@@ -66,6 +66,7 @@ def _colon_pieces(c):
         if text: out.append((' ' + text + seps[i % 2], i % 2 == 1))
     return out
 
+# %% ../nbs/08_conversation.ipynb #ff09ca8c
 def _marker_pieces(c):
     "MPT, GEMMA, PHI3, QWEN, PLAIN: a role marker written straight before the text, each turn closed by `sep`."
     st, out = c.sep_style, [(c.system + ('' if c.sep_style is SeparatorStyle.PLAIN else c.sep), False)]
@@ -82,7 +83,7 @@ def _marker_pieces(c):
         out.append((text + close, i % 2 == 1))
     return out
 
-# %% ../nbs/08_conversation.ipynb #x2ab052
+# %% ../nbs/08_conversation.ipynb #1e16ab83
 def _check_first_turn(c):
     if not c.messages or not c.messages[0][1] or c.messages[0][0] != c.roles[0]:
         raise ValueError(f"A {c.sep_style.name} conversation must start with a non-empty {c.roles[0]!r} turn (got {c.messages[:1]}).")
@@ -96,6 +97,7 @@ def _inst_pieces(c):
         out.append((c.sep + f"[INST] {text} [/INST]", False) if i % 2 == 0 else (' ' + text + ' ' + c.sep2, True))
     return out
 
+# %% ../nbs/08_conversation.ipynb #3dea94f9
 def _llama3_header(role): return f"<|start_header_id|>{role}<|end_header_id|>\n\n"
 
 def _llama3_pieces(c):
@@ -107,7 +109,7 @@ def _llama3_pieces(c):
         out += [(_llama3_header('user' if role == c.roles[0] else 'assistant'), False), (text + c.sep2, i % 2 == 1), ('\n', False)]
     return out
 
-# %% ../nbs/08_conversation.ipynb #x4ab2f5
+# %% ../nbs/08_conversation.ipynb #12c693d0
 _PIECES = {SeparatorStyle.TWO: _colon_pieces, SeparatorStyle.SINGLE: _colon_pieces, SeparatorStyle.LLAMA_2: _inst_pieces,
            SeparatorStyle.MISTRAL: _inst_pieces, SeparatorStyle.LLAMA_3: _llama3_pieces,
            **{s: _marker_pieces for s in (SeparatorStyle.MPT, SeparatorStyle.GEMMA, SeparatorStyle.PHI3,
@@ -126,6 +128,7 @@ def render(self:Conversation) -> tuple[str, list[tuple[int, int]]]:
     if st is SeparatorStyle.LLAMA_3: cut = cut.rstrip()
     return cut, [(max(a - lead, 0), min(b - lead, len(cut))) for a, b in spans]
 
+# %% ../nbs/08_conversation.ipynb #c311f13e
 @patch
 def get_prompt(self:Conversation) -> str:
     "The prompt text of the turns so far."
@@ -247,12 +250,13 @@ def template_for_model(model_name:str # hub id or folder of a Libra model
     name = str(model_name).lower()
     return next((mode for key, mode in _NAME_RULES if key in name), 'libra_v1')
 
-# %% ../nbs/08_conversation.ipynb #c021
+# %% ../nbs/08_conversation.ipynb #1222ddab
 def move_image_first(text:str # a turn that contains `<image>` somewhere
                     ) -> str:
     "The turn with its `<image>` tag(s) removed and one tag put first, on its own line (stripped, as the reference's training)."
     return (DEFAULT_IMAGE_TOKEN + "\n" + text.replace(DEFAULT_IMAGE_TOKEN, "").strip()).strip()
 
+# %% ../nbs/08_conversation.ipynb #842c276e
 def single_turn(query:str=DEFAULT_PROMPT,  # the request; without a tag it is kept verbatim at inference behind `<image>\n`
                 answer:str|None=None,      # the report (training) or None (inference: the prompt ends with `ASSISTANT:`)
                 template:str|Conversation='libra_v1' # a registered template name or a `Conversation`
@@ -264,6 +268,7 @@ def single_turn(query:str=DEFAULT_PROMPT,  # the request; without a tag it is ke
     conv.append_message(conv.roles[1], answer)
     return conv
 
+# %% ../nbs/08_conversation.ipynb #8ac44da7
 def libra_prompt(query:str=DEFAULT_PROMPT, # the request (see `single_turn`)
                  answer:str|None=None, # the report (training) or None (inference)
                  template:str|Conversation='libra_v1' # a registered template name or a `Conversation`
@@ -328,7 +333,7 @@ def tokenize_with_image(prompt:str, # text with `<image>` tags
         ids.extend(c[1:] if has_bos and c and c[0] == bos else c)
     return ids
 
-# %% ../nbs/08_conversation.ipynb #c039
+# %% ../nbs/08_conversation.ipynb #530b205d
 def _plain_training(conv):
     "The reference's PLAIN training form: the user turn replaced by the bare `<image>` tag, the answer closed by `sep`."
     if len(conv.messages) != 2 or DEFAULT_IMAGE_TOKEN not in (conv.messages[0][1] or ''):
@@ -336,6 +341,7 @@ def _plain_training(conv):
     c = conv.copy(); c.sep, c.sep2, c.messages[0][1] = '', conv.sep, DEFAULT_IMAGE_TOKEN
     return c
 
+# %% ../nbs/08_conversation.ipynb #c5bdc6f8
 def encode_conversation(conv:Conversation, # a filled template (user and assistant turns)
                         tokenizer, # a Hugging Face tokenizer
                         image_token_index:int=IMAGE_TOKEN_INDEX, # id put where the `<image>` tag was

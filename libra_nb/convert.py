@@ -74,18 +74,20 @@ def libra_config_from_official(official:dict,      # the reference's config.json
                        mm_vision_tower=official.get('mm_vision_tower'),
                        image_aspect_ratio=official.get('image_aspect_ratio', 'pad'))
 
-# %% ../nbs/13_convert.ipynb #c024
+# %% ../nbs/13_convert.ipynb #0863d515
 def _read_official_config(d:Path) -> dict:
     f = d/'config.json'
     if not f.is_file(): raise FileNotFoundError(f"No config.json in {d}: point model_path at a Libra checkpoint folder.")
     return json.loads(f.read_text())
 
+# %% ../nbs/13_convert.ipynb #bd7a75db
 def default_dtype(device=None, # where the model will run, e.g. 'cuda:0' or 'cpu'; default: 'cuda' if available
                  ) -> torch.dtype:
     "The loaders' default dtype: float16 on CUDA (the reference loader's), float32 elsewhere."
     device = device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.float16 if torch.device(device).type == 'cuda' else torch.float32
 
+# %% ../nbs/13_convert.ipynb #f32be144
 def _dtype(dtype, official:dict, device=None):
     "A torch dtype: `dtype` itself, the checkpoint's for 'auto', `default_dtype(device)` for None."
     if dtype is None: return default_dtype(device)
@@ -109,13 +111,14 @@ def quantization_config(load_in_8bit:bool=False, # int8 weights (LLM.int8()), th
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=torch.float16, llm_int8_skip_modules=_SKIP_QUANT)
 
-# %% ../nbs/13_convert.ipynb #x6c198a
+# %% ../nbs/13_convert.ipynb #10eeff4f
 def _device_of(device_map) -> str|None:
     "The one device `device_map` names, else None ('auto', 'balanced', a split map: the default device decides)."
     d = next(iter(device_map.values())) if isinstance(device_map, dict) and len(set(device_map.values())) == 1 else device_map
     try: return None if d is None or isinstance(d, dict) else str(torch.device(d))
     except (RuntimeError, TypeError): return None
 
+# %% ../nbs/13_convert.ipynb #9c005a59
 def from_pretrained_kwargs(device_map=None,          # e.g. 'auto', 'cpu', 'cuda:1' or a module -> device dict (accelerate)
                            attn_implementation:str|None=None, # 'sdpa', 'eager', 'flash_attention_2' (default: transformers')
                            load_in_8bit:bool=False,  # 8-bit LLM weights (bitsandbytes, CUDA only)
@@ -127,7 +130,7 @@ def from_pretrained_kwargs(device_map=None,          # e.g. 'auto', 'cpu', 'cuda
     kw = dict(device_map=device_map, attn_implementation=attn_implementation, quantization_config=q)
     return {k: v for k, v in kw.items() if v is not None}
 
-# %% ../nbs/13_convert.ipynb #c025
+# %% ../nbs/13_convert.ipynb #4c5ac3e5
 def _from_state_dict(config:LibraConfig, sd:dict, dtype, **load_kw) -> LibraForConditionalGeneration:
     "A Libra model of `config` holding the weights `sd` (libra_nb names); every weight must be there and have a place."
     model, info = LibraForConditionalGeneration.from_pretrained(None, config=config, state_dict=sd, output_loading_info=True,
@@ -141,6 +144,7 @@ def _from_state_dict(config:LibraConfig, sd:dict, dtype, **load_kw) -> LibraForC
         raise KeyError(f"{len(info['unexpected_keys'])} checkpoint weights have no place in the model, e.g. {sorted(info['unexpected_keys'])[:3]}.")
     return model
 
+# %% ../nbs/13_convert.ipynb #81064136
 def _build(official:dict, sd:dict, vision_tower, dtype, text_model_type=None, **load_kw) -> LibraForConditionalGeneration:
     "A Libra model from an official config, reference-named weights and a vision encoder (`load_kw`: see `from_pretrained_kwargs`)."
     enc = load_vision_encoder(vision_tower if vision_tower is not None else official.get('mm_vision_tower', RAD_DINO))
@@ -149,13 +153,13 @@ def _build(official:dict, sd:dict, vision_tower, dtype, text_model_type=None, **
     sd = libra_state_dict(sd) | {'vision_tower.vision_tower.' + k: v for k, v in enc.state_dict().items()}
     return _from_state_dict(config, sd, _dtype(dtype, official, _device_of(load_kw.get('device_map'))), **load_kw)
 
-
-# %% ../nbs/13_convert.ipynb #c027
+# %% ../nbs/13_convert.ipynb #ee53f2dc
 def _image_processor(src):
     "The image processor of the encoder `src`: its folder's `preprocessor_config.json`, else RAD-DINO's (packaged)."
     local = isinstance(src, (str, Path)) and (Path(src)/'preprocessor_config.json').is_file()
     return rad_dino_processor(src if local else None)
 
+# %% ../nbs/13_convert.ipynb #5d03b714
 def _processor(official:dict, vision_tower, dirs, template, text_config) -> LibraProcessor:
     image_processor = _image_processor(vision_tower if vision_tower is not None else official.get('mm_vision_tower', RAD_DINO))
     tok_dir = next((d for d in dirs if d is not None and (d/'tokenizer_config.json').is_file()), None)
@@ -164,8 +168,7 @@ def _processor(official:dict, vision_tower, dirs, template, text_config) -> Libr
     return LibraProcessor(image_processor, tok, template=template,
                           pad_mode='inference' if official.get('image_aspect_ratio', 'pad') == 'pad' else None)
 
-
-# %% ../nbs/13_convert.ipynb #c029
+# %% ../nbs/13_convert.ipynb #bc821405
 _PROJECTOR_FILES = ['mm_projector.safetensors', 'mm_tac_projector.bin', 'mm_projector.bin']  # libra_nb_train's, the published, the reference's
 
 def _read_weights(read, path) -> dict:
@@ -180,6 +183,7 @@ def _read_weights(read, path) -> dict:
         raise ValueError(f"Cannot read the weights in {path}: the file is empty, truncated or corrupt ({type(e).__name__}: "
                          f"{' '.join(str(e).split())[:200]}).{sizes} An interrupted download or copy does this: copy or download the file again.") from e
 
+# %% ../nbs/13_convert.ipynb #59236b06
 def _safetensors_keys(f) -> list[str]:
     "The tensor names in the header of the safetensors file `f`."
     with safe_open(str(f), 'pt') as s: return list(s.keys())
@@ -188,6 +192,7 @@ def _check_weight_files(d:Path):
     "Read the header of each `model*.safetensors` in `d` (no tensors), so that an empty or cut file is named before loading."
     for f in sorted(d.glob('model*.safetensors')): _read_weights(_safetensors_keys, f)
 
+# %% ../nbs/13_convert.ipynb #e3db6052
 def _first_file(d:Path, names) -> Path|None: return next((d/n for n in names if (d/n).is_file()), None)
 
 def _projector_weights(projector, d:Path) -> dict:
@@ -195,6 +200,7 @@ def _projector_weights(projector, d:Path) -> dict:
     f = projector if projector is not None else _first_file(d, _PROJECTOR_FILES)
     return {} if f is None else {'model.mm_projector.' + k: v for k, v in _read_weights(load_projector_state_dict, f).items()}
 
+# %% ../nbs/13_convert.ipynb #3a2b0af0
 _NON_LORA_FILES = ['non_lora_trainables.bin', 'non_lora_trainables.safetensors']
 
 def _weights(d:Path, base:Path|None, projector, is_lora:bool) -> dict:
@@ -203,13 +209,13 @@ def _weights(d:Path, base:Path|None, projector, is_lora:bool) -> dict:
     f = _first_file(d, _NON_LORA_FILES) if is_lora else None
     return sd if f is None else sd | {strip_peft_prefix(k): v for k, v in _read_weights(read_state_dict, f).items()}
 
-
-# %% ../nbs/13_convert.ipynb #ff3ac07b
+# %% ../nbs/13_convert.ipynb #8fd3d0b9
 def _read_json(f:Path) -> dict:
     if not f.is_file(): raise FileNotFoundError(f"No {f.name} in {f.parent}: it is not a model folder.")
     try: return json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{f} is not valid JSON ({e}): copy the folder again.") from e
 
+# %% ../nbs/13_convert.ipynb #1a238a0d
 def _has_weights(d:Path) -> bool:
     "True if `d` holds model weights (`model*.safetensors` or `pytorch_model*.bin`, sharded or not)."
     return any(d.glob('model*.safetensors')) or any(d.glob('pytorch_model*.bin'))
@@ -227,6 +233,7 @@ def recorded_base(model_path, # a stage-1 or LoRA output folder
         return v, 'config.json text_config._name_or_path'  # a model built from two parts (`from_pretrained_parts`)
     return None
 
+# %% ../nbs/13_convert.ipynb #2835d764
 def _base_folder(name:str, where:str, d:Path, option:str='model_base') -> Path:
     "The local folder of `name`, which `d` records in `where`: a path (relative ones from here, `d` or its parent), else a hub id."
     p = Path(name)
@@ -239,8 +246,7 @@ def _base_folder(name:str, where:str, d:Path, option:str='model_base') -> Path:
                                 f"be downloaded ({' '.join(str(e).split())[:160]}). Put that model back there, or pass the one it "
                                 f"was trained from: {option}=<folder or hub id> (libra_nb_generate --{option}).") from e
 
-
-# %% ../nbs/13_convert.ipynb #c030
+# %% ../nbs/13_convert.ipynb #0cb95c64
 def _official_base(d:Path, model_base, is_lora:bool) -> Path|None:
     "The base LLM folder: `model_base`, else (LoRA or weightless stage-1 folder) the one the folder names, else None."
     if model_base is not None: return local_dir(model_base, 'base model')
@@ -250,6 +256,7 @@ def _official_base(d:Path, model_base, is_lora:bool) -> Path|None:
     raise ValueError(f"{d} is {what} and names no base model: pass model_base=<the base LLM it was trained on> "
                      "(libra_nb_generate --model_base).")
 
+# %% ../nbs/13_convert.ipynb #af45b655
 def load_official(model_path,               # folder or hub id: merged model, stage-1 folder, or LoRA output folder
                   model_base=None,          # the base LLM (folder or hub id); default: the one the folder names (adapter_config.json)
                   projector=None,           # a `mm_tac_projector.bin` / `mm_projector.bin` file (default: found in model_path)
@@ -277,8 +284,7 @@ def load_official(model_path,               # folder or hub id: merged model, st
     model.config.name_or_path = str(model_path)
     return model.eval(), _processor(official, vision_tower, [d, base], template or template_for_model(str(model_path)), model.config.text_config)
 
-
-# %% ../nbs/13_convert.ipynb #88e2ff5b
+# %% ../nbs/13_convert.ipynb #b89c05d2
 def _stage_projector(d:Path, projector, is_lora:bool) -> dict|None:
     "The projector weights of a training output: `projector`, a projector file in `d`, else (LoRA) those in its non-LoRA trainables."
     f = projector if projector is not None else _first_file(d, _PROJECTOR_FILES)
@@ -287,6 +293,7 @@ def _stage_projector(d:Path, projector, is_lora:bool) -> dict|None:
     sd = {} if nl is None else _read_weights(read_state_dict, nl)
     return {k.split('mm_projector.', 1)[1]: v for k, v in sd.items() if 'mm_projector.' in k} or None
 
+# %% ../nbs/13_convert.ipynb #3aeca341
 def _from_parts(d:Path, lm:Path, vision, proj:dict|None, dtype, template=None, **load_kw) -> tuple:
     "The model of `d`'s config from a language-model folder, an encoder and projector weights, and the processor training used."
     if proj is None: raise KeyError(f"{d} holds no projector (TAC) weights and its base {lm} is a plain language model: pass "
@@ -301,6 +308,7 @@ def _from_parts(d:Path, lm:Path, vision, proj:dict|None, dtype, template=None, *
     if tok.pad_token is None: tok.pad_token = tok.unk_token  # as `train.load_for_training` does
     return model, LibraProcessor(_image_processor(vision), tok, **({'template': template} if template else {}))
 
+# %% ../nbs/13_convert.ipynb #74576dd0
 def _stage_vision(d:Path, vision_tower):
     "The encoder of a model built from two parts: `vision_tower`, else the folder its config's `mm_vision_tower` names."
     if vision_tower is not None: return vision_tower
@@ -308,7 +316,6 @@ def _stage_vision(d:Path, vision_tower):
     if not name: raise ValueError(f"{d}/config.json names no vision encoder (mm_vision_tower): pass vision_tower=<folder or hub id> "
                                   "(libra_nb_generate --vision_tower).")
     return name if name == RAD_DINO else _base_folder(name, 'config.json mm_vision_tower', d, 'vision_tower')
-
 
 # %% ../nbs/13_convert.ipynb #f24fa139
 def load_training_output(model_path,            # a stage-1 or stage-2 output folder of `libra_nb_train` (or its `best/`)
@@ -349,7 +356,7 @@ def load_training_output(model_path,            # a stage-1 or stage-2 output fo
     return model.eval(), processor
 
 
-# %% ../nbs/13_convert.ipynb #cc5ab3ab
+# %% ../nbs/13_convert.ipynb #ebebcb17
 def _load_saved(d:Path, dtype=None, projector=None, template:str|None=None, **opts) -> tuple:
     "A complete `libra_nb` folder (`save_pretrained`) and its processor (`projector`: a TAC to put in); refused when it lacks the TAC."
     dt = getattr(torch, dtype) if isinstance(dtype, str) and dtype != 'auto' else dtype
@@ -364,6 +371,7 @@ def _load_saved(d:Path, dtype=None, projector=None, template:str|None=None, **op
     if template: processor = LibraProcessor(processor.image_processor, processor.tokenizer, template, processor.pad_mode)
     return model, processor
 
+# %% ../nbs/13_convert.ipynb #ea3a895a
 @delegates(load_official, but=['model_base', 'dtype'])
 def load_libra(model_path,     # folder or hub id: a libra_nb model, a libra_nb_train stage output, or an official checkpoint
                model_base=None, # the model a stage output (or official stage-1 / LoRA folder) was trained from; default: the one it names
@@ -380,7 +388,6 @@ def load_libra(model_path,     # folder or hub id: a libra_nb model, a libra_nb_
     if model_base is not None or kwargs.pop('vision_tower', None) is not None:
         warnings.warn(f"model_base and vision_tower are not used: {d} is a complete libra_nb model (encoder and LLM included).")
     return _load_saved(d, dtype, **kwargs)
-
 
 # %% ../nbs/13_convert.ipynb #c047
 @delegates(load_official)

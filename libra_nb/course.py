@@ -36,7 +36,7 @@ def change_label(prior_grade:int|None, # grade in the prior study; None when the
     if grade == 0: return 'resolved'
     return 'increased' if grade > prior_grade else 'decreased'
 
-# %% ../nbs/05a_course.ipynb #c011
+# %% ../nbs/05a_course.ipynb #deda9257
 def _step_grade(rng, f, g, inpatient):
     "One random step of finding `f` from grade `g`."
     info, top = FINDINGS[f], len(FINDINGS[f]['words']) - 1
@@ -50,6 +50,7 @@ def _step_grade(rng, f, g, inpatient):
     if r < stay + grow + shrink: return g - 1
     return 0
 
+# %% ../nbs/05a_course.ipynb #310cef18
 def _first_grade(rng, f, inpatient):
     "Grade of finding `f` at a patient's first study."
     info, top = FINDINGS[f], len(FINDINGS[f]['words']) - 1
@@ -57,7 +58,7 @@ def _first_grade(rng, f, inpatient):
     if rng.random() >= p: return 0
     return 1 if top == 1 else int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.2]))
 
-# %% ../nbs/05a_course.ipynb #c012
+# %% ../nbs/05a_course.ipynb #349a0dc5
 _PROTOCOLS = {'pa': 'CHEST (PA AND LAT)', 'ap': 'CHEST (PORTABLE AP)'}
 _VIEWS = {'PA': 'postero-anterior', 'AP': 'antero-posterior', 'LATERAL': 'lateral', 'LL': 'left lateral'}
 
@@ -68,6 +69,7 @@ def _views(rng, protocol, lateral_prob):
     if rng.random() < lateral_prob: views.append(('LATERAL' if rng.random() < 0.85 else 'LL', 'Erect'))
     return views
 
+# %% ../nbs/05a_course.ipynb #b62c5129
 def simulate_patient(rng:np.random.Generator, # the patient's own generator
                      n_studies:int,           # number of studies
                      lateral_prob:float=0.8,  # chance that a PA study also has a lateral view
@@ -129,7 +131,7 @@ _DEVICE = {'baseline': ['{D} is in standard position.', '{D} terminates in appro
            'resolved': ['Interval removal of the {d}.', 'There has been interval removal of the {d}.'],
            'stable': ['{D} is unchanged in position.', 'Stable position of the {d}.']}
 
-# %% ../nbs/05a_course.ipynb #c036
+# %% ../nbs/05a_course.ipynb #e7b1e977
 def _cap(s): return s[:1].upper() + s[1:]
 
 def _finding_sentence(rng, f, loc, grade, change):
@@ -146,6 +148,7 @@ def _finding_sentence(rng, f, loc, grade, change):
     p = f"{words[grade]} {n}"
     return rng.choice(_TEMPLATES[change]).format(p=p, P=_cap(p), n=n, s=words[grade])
 
+# %% ../nbs/05a_course.ipynb #8eba1660
 def _negative(absent:list[str]) -> str:
     "One sentence for the findings that are absent and were absent before."
     names = ['focal consolidation' if a == 'consolidation' else FINDINGS[a]['noun'] for a in absent]
@@ -165,13 +168,14 @@ def _impression_item(f, loc, grade, change):
     p = f'{words[grade]} {n}'
     return _IMPRESSION[change].format(p=p, P=_cap(p), n=n, s=words[grade])
 
-# %% ../nbs/05a_course.ipynb #c040
+# %% ../nbs/05a_course.ipynb #736ce8db
 _COMPLAINTS = ('shortness of breath', 'cough and fever', 'chest pain', 'hypoxia', 'dyspnea on exertion',
                'fever', 'pleuritic chest pain')
 _QUESTIONS = ('Evaluate for pneumonia.', 'Evaluate for acute cardiopulmonary process.', 'Assess for effusion.', '')
 
 def _wrap(text): return '\n'.join(' ' + l for l in textwrap.wrap(text, 77))
 
+# %% ../nbs/05a_course.ipynb #7ff9252d
 def write_report(rng:np.random.Generator, # picks phrasings
                  grades:dict,            # finding -> grade in this study
                  changes:dict,           # finding -> change label vs the prior (`change_label`)

@@ -24,7 +24,7 @@ __all__ = ['CONTEXT_SECTIONS', 'PROBLEMS', 'CACHE_FORMAT', 'CACHE_INDEX', 'CACHE
            'LibraDataset', 'ImageCache', 'build_image_cache', 'libra_nb_cache', 'usable_cores', 'loader_options',
            'libra_nb_build']
 
-# %% ../nbs/04_dataset.ipynb #c006
+# %% ../nbs/04_dataset.ipynb #a97b7194
 def _digits(x, prefix:str) -> str:
     "The digits of an id such as 10000032, '10000032' or 'p10000032'."
     s = str(x).strip()
@@ -32,6 +32,7 @@ def _digits(x, prefix:str) -> str:
     if not s.isdigit(): raise ValueError(f"{x!r} is not a MIMIC-CXR id (digits, optionally prefixed with {prefix!r}).")
     return s
 
+# %% ../nbs/04_dataset.ipynb #3d77306c
 def image_relpath(subject_id, # e.g. 10000032 or 'p10000032'
                   study_id, # e.g. 50414267 or 's50414267'
                   dicom_id:str, # the image's dicom_id
@@ -41,6 +42,7 @@ def image_relpath(subject_id, # e.g. 10000032 or 'p10000032'
     sub = _digits(subject_id, 'p')
     return f"files/p{sub[:2]}/p{sub}/s{_digits(study_id, 's')}/{dicom_id}{suffix}"
 
+# %% ../nbs/04_dataset.ipynb #992be15c
 def report_relpath(subject_id, # e.g. 10000032 or 'p10000032'
                    study_id, # e.g. 50414267 or 's50414267'
                   ) -> str:
@@ -123,7 +125,7 @@ def save_libra_json(records:list, # samples from `build_libra_records`
     path.write_text(json.dumps(records, indent=indent, ensure_ascii=False), encoding='utf-8')
     return path
 
-# %% ../nbs/04_dataset.ipynb #c025
+# %% ../nbs/04_dataset.ipynb #7fb35b33
 PROBLEMS = ['not a record', 'missing key', 'duplicate id', 'bad image', 'too many images', 'bad conversations',
             'no <image> in human turn', 'empty answer', 'missing image file']  # kinds reported by `validate_dataset`
 
@@ -140,6 +142,7 @@ def _read_records(path_or_records) -> list:
     if not isinstance(data, list): raise ValueError(f"{path} holds a JSON {type(data).__name__}; a Libra dataset is a JSON array of samples.")
     return data
 
+# %% ../nbs/04_dataset.ipynb #e81255dd
 def _images(rec:dict) -> list|None:
     "The image paths of a record as a list, or None when `image` is malformed."
     img = rec.get('image')
@@ -217,7 +220,7 @@ class LibraDataset:
         how = f", cache {self.cache.folder}" if self.cache else f", fast-decoded to {self.image_size} px" if self.image_size else ''
         return f"{type(self).__name__}({len(self)} samples, images under {self.image_folder}{how})"
 
-# %% ../nbs/04_dataset.ipynb #c035
+# %% ../nbs/04_dataset.ipynb #f2a39645
 @patch
 def load(self:LibraDataset, path:str # an image path of a record
         ) -> Image.Image:
@@ -226,6 +229,7 @@ def load(self:LibraDataset, path:str # an image path of a record
     if self.image_size: return load_square(self.image_folder/path, self.image_size)
     return load_image(self.image_folder/path)
 
+# %% ../nbs/04_dataset.ipynb #4fc1654a
 @patch
 def __getitem__(self:LibraDataset, i:int # position of the record in the file
                ) -> dict:
@@ -242,13 +246,14 @@ def __getitem__(self:LibraDataset, i:int # position of the record in the file
     has_prior = len(paths) == 2 and paths[1] != paths[0]
     return {'id': rec.get('id'), 'record': rec, 'images': [images[0], images[-1]], 'has_prior': has_prior}
 
-# %% ../nbs/04_dataset.ipynb #653299d6
+# %% ../nbs/04_dataset.ipynb #0a86f0e7
 CACHE_FORMAT, CACHE_INDEX, CACHE_ARRAY = 'libra_nb image cache', 'index.json', 'images.npy'  # what `libra_nb_cache` writes
 
 def _cache_error(folder, what:str) -> ValueError:
     return ValueError(f"The image cache {folder} {what}. Rebuild it with `libra_nb_cache IMAGE_FOLDER DATA_JSON {folder}` "
                       "(or train without the cache).")
 
+# %% ../nbs/04_dataset.ipynb #f0c26e73
 def _read_cache_index(folder:Path) -> dict:
     "The checked `index.json` of a cache folder."
     idx = folder/CACHE_INDEX
@@ -294,7 +299,7 @@ class ImageCache:
                                              "Rebuild the cache with `libra_nb_cache` for this dataset file, or train without the cache")
         return Image.fromarray(np.array(self.array[row])).convert('RGB')
 
-# %% ../nbs/04_dataset.ipynb #91cf0946
+# %% ../nbs/04_dataset.ipynb #73bec7d6
 def _cache_square(job:tuple) -> tuple[np.ndarray, bool]:
     "One cache row: the grey square of an image, and whether the image has colour."
     path, size, reduced = job
@@ -302,6 +307,7 @@ def _cache_square(job:tuple) -> tuple[np.ndarray, bool]:
     a = np.asarray(sq)
     return np.asarray(sq.convert('L')), bool((a[..., 0] != a[..., 1]).any() or (a[..., 0] != a[..., 2]).any())
 
+# %% ../nbs/04_dataset.ipynb #4e1824e3
 def build_image_cache(paths, # image paths as the dataset file writes them (repeats are stored once)
                       image_folder, # the folder they are relative to
                       out, # the cache folder to write

@@ -42,7 +42,7 @@ _all_ = ['DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data', 'du
          'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
          'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'GOAL_METRICS', 'METRIC_NAMES', 'goal_verdict']
 
-# %% ../nbs/15c_demo.ipynb #x2cac19
+# %% ../nbs/15c_demo.ipynb #e7d393cc
 def _starting_parts(data:DemoData, cfg:DemoConfig, vision_tower:str|None, llm:str|None, logs:dict) -> tuple:
     "The encoder, LM, tokenizer and image processor both arms start from (pre-trained here unless given)."
     if vision_tower:
@@ -64,6 +64,7 @@ def _starting_parts(data:DemoData, cfg:DemoConfig, vision_tower:str|None, llm:st
         lm, logs[f'LM ({cfg.lm_pretrain} captioner)'] = pretrain_lm(texts, data.root, encoder, tok, improc, cfg)
     return encoder, lm, tok, improc
 
+# %% ../nbs/15c_demo.ipynb #2a42a66e
 def _questions(data:DemoData, cfg:DemoConfig) -> list:
     "The difference questions of the training studies when `cfg.stage1_questions` (the LM pre-training reads their answers too)."
     return difference_questions(data.records['train'], data) if cfg.stage1_questions else []
@@ -72,8 +73,7 @@ def _say(msg:str):
     "One progress line, at once (the phases before the first progress bar take minutes)."
     print(f'[demo] {msg}', flush=True)
 
-
-# %% ../nbs/15c_demo.ipynb #x46c05f
+# %% ../nbs/15c_demo.ipynb #3344af1c
 def _train_arms(data:DemoData, cfg:DemoConfig, parts:tuple, out:Path, tick, own_dummy_lm:bool=False) -> tuple[dict, dict, LibraProcessor]:
     "Train the real-prior and the dummy-prior arm from copies of the same starting `parts` (`own_dummy_lm`: the dummy arm pre-trains its LM on dummy priors)."
     encoder, lm, tok, improc = parts
@@ -94,12 +94,14 @@ def _train_arms(data:DemoData, cfg:DemoConfig, parts:tuple, out:Path, tick, own_
         models['current'] = model; tick(f'train current-only projector arm ({cfg.baseline})')
     return models, logs, proc
 
+# %% ../nbs/15c_demo.ipynb #2552b8ce
 ARM_NAMES = {'real': 'real-prior', 'dummy': 'dummy-prior', 'current': 'current-only projector'}  # arm -> how the report names its model
 
 def _validation(data:DemoData, cfg:DemoConfig) -> list:
     "The validation records of both stages and of `prior_sensitivity` (four batches)."
     return data.records['validate'][:4 * cfg.batch_size]
 
+# %% ../nbs/15c_demo.ipynb #a963c270
 def _generate_arms(models:dict, proc:LibraProcessor, data:DemoData, cfg:DemoConfig) -> dict[str, list[str]]:
     "The test findings of every system of `ARMS` whose arm was trained (the trained model, shown the real or a dummy prior)."
     test, texts = data.records['test'], {}
@@ -110,8 +112,7 @@ def _generate_arms(models:dict, proc:LibraProcessor, data:DemoData, cfg:DemoConf
                                         cfg.max_new_tokens, num_beams=cfg.num_beams)
     return texts
 
-
-# %% ../nbs/15c_demo.ipynb #x3e6918
+# %% ../nbs/15c_demo.ipynb #bb34c698
 def _evaluate(texts:dict, data:DemoData, cfg:DemoConfig) -> dict:
     "Scores with CIs, paired tests, change confusions and the oracle ceilings of the generated `texts`."
     test = data.records['test']
@@ -125,12 +126,14 @@ def _evaluate(texts:dict, data:DemoData, cfg:DemoConfig) -> dict:
     return dict(table=table, tests=tests, ceilings=ablation_table(oracles, cfg.n_boot, cfg.seed), confusion=confusion,
                 by_change=by_change.rename_axis('system'), scores=scores)
 
+# %% ../nbs/15c_demo.ipynb #b7708fb1
 def _write_table(df:pd.DataFrame, path:Path):
     "`df` as `path.csv` and, rounded, as `path.md`."
     df.to_csv(path.with_suffix('.csv'))
     flat = df.index.nlevels == 1  # a (comparison, metric) index becomes two columns, not tuples
     path.with_suffix('.md').write_text((df if flat else df.reset_index()).round(2).to_markdown(index=flat) + '\n')
 
+# %% ../nbs/15c_demo.ipynb #aaa82275
 def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:DemoData):
     "The tables, the predictions and the figures of a run, in `out`."
     import matplotlib.pyplot as plt
@@ -145,8 +148,7 @@ def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:De
                                                 prior_weights(models['real'], proc, dummy_prior(test), data.root))}
     for k, fig in figs.items(): fig.savefig(out/f'{k}.png', dpi=90, bbox_inches='tight'); plt.close(fig)
 
-
-# %% ../nbs/15c_demo.ipynb #x47daa9
+# %% ../nbs/15c_demo.ipynb #c1138825
 def _save_models(models:dict, proc:LibraProcessor, data:DemoData, out:Path) -> dict[str, Path]:
     "Each arm as a loadable folder `runs/<arm>/model` (LoRA merged into a copy); the test studies as `test_questions.jsonl` and `test_references.jsonl`."
     folders = {arm: out/'runs'/arm/'model' for arm in models}
@@ -159,6 +161,7 @@ def _save_models(models:dict, proc:LibraProcessor, data:DemoData, out:Path) -> d
         for r in data.records['test']: f.write(json.dumps(dict(question_id=r['id'], text=r['conversations'][1]['value'])) + '\n')
     return folders
 
+# %% ../nbs/15c_demo.ipynb #53aad1b5
 def _save_parts(parts:tuple, out:Path) -> dict[str, Path]:
     "The starting encoder (with its image processor) and LM (with its tokenizer) as `parts/encoder` and `parts/lm`: what `libra_nb_train` builds a new model from."
     encoder, lm, tok, improc = parts
@@ -168,6 +171,7 @@ def _save_parts(parts:tuple, out:Path) -> dict[str, Path]:
     lm.save_pretrained(folders['lm']); tok.save_pretrained(folders['lm'])
     return folders
 
+# %% ../nbs/15c_demo.ipynb #006afd0f
 def generate_command(out, # the results folder of a run
                      cfg:DemoConfig, # its settings (the length limit)
                      arm:str='real', # 'real' or 'dummy'
@@ -177,6 +181,7 @@ def generate_command(out, # the results folder of a run
     return (f"libra_nb_generate {out/'runs'/arm/'model'} {out/'test_questions.jsonl'} {out/f'answers_{arm}.jsonl'} "
             f"--image_folder {out/'cohort'} --temperature 0 --max_new_tokens {cfg.max_new_tokens}")
 
+# %% ../nbs/15c_demo.ipynb #427c29cf
 def evaluate_command(out, # the results folder of a run
                      arm:str='real', # the arm whose `generate_command` answers are scored
                     ) -> str:
@@ -184,6 +189,7 @@ def evaluate_command(out, # the results folder of a run
     out = Path(out)
     return f"libra_nb_evaluate --references {out/'test_references.jsonl'} --predictions {out/f'answers_{arm}.jsonl'}"
 
+# %% ../nbs/15c_demo.ipynb #eeea9d16
 def train_command(out, # the results folder of a run
                   stage:int=1, # 1 (the TAC) or 2 (LoRA, from stage 1's connector)
                   output_dir:str='my_libra', # the new run's folder; its stages go to `<output_dir>/stage1`, `<output_dir>/stage2`
@@ -231,7 +237,7 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     return res
 
 
-# %% ../nbs/15c_demo.ipynb #c053
+# %% ../nbs/15c_demo.ipynb #3ca06f53
 def _ceiling_lines(ceilings:pd.DataFrame) -> str:
     "The two oracles' temporal F1 and change accuracy, and the gap between them."
     both, cur = ablation_systems(ceilings)
@@ -239,11 +245,13 @@ def _ceiling_lines(ceilings:pd.DataFrame) -> str:
     rows = '\n'.join(f"| {METRIC_NAMES[k]} | {ceilings.loc[k, both]:.1f} | {ceilings.loc[k, cur]:.1f} | {ceilings.loc[k, both] - ceilings.loc[k, cur]:+.1f} |" for k in m)
     return f"| metric | {both} | {cur} | difference |\n|---|---|---|---|\n{rows}"
 
+# %% ../nbs/15c_demo.ipynb #f9891c89
 def _encoder_line(pretrain:dict) -> str:
     "Validation R² of the encoder stand-in per finding, when it was pre-trained here."
     r2 = next((log.attrs['validation_r2'] for log in pretrain.values() if 'validation_r2' in log.attrs), None)
     return '' if r2 is None else '\nEncoder stand-in, validation R² of finding sizes: ' + ', '.join(f'{k} {v:.2f}' for k, v in r2.items()) + '.\n'
 
+# %% ../nbs/15c_demo.ipynb #7ab78fea
 def _blind_arms(sensitivity:pd.DataFrame, tol:float=1e-3) -> list[str]:
     "Arms whose validation loss does not rise when the images are shuffled across the batch: they do not read their images."
     return [arm for arm, row in sensitivity.iterrows() if row['images shuffled'] - row['real pairs'] < tol]
@@ -257,6 +265,7 @@ def _setup_lines(res:dict) -> str:
             f"{cfg.lm_layers}-layer LM (width {cfg.lm_hidden}); stage 1 {cfg.stage1_steps} steps (TAC), stage 2 {cfg.stage2_steps} steps "
             f"(LoRA r={cfg.lora_r}), batch {cfg.batch_size}; {decoding}.")
 
+# %% ../nbs/15c_demo.ipynb #1b78e8cb
 def _confusion_lines(confusion:dict) -> str:
     "Each arm's confusion table under its name."
     return '\n'.join(f'**{arm}**\n\n{cm.to_markdown()}\n' for arm, cm in confusion.items())
@@ -267,6 +276,7 @@ def _blind_warnings(sensitivity:pd.DataFrame) -> str:
                    "of the right pairs): its training failed, so the comparison above says nothing about the prior; rerun with another "
                    "`--seed`.\n" for arm in _blind_arms(sensitivity))
 
+# %% ../nbs/15c_demo.ipynb #fd1236bd
 SYSTEMS_TEXT = """The systems compared:
 - **real prior**: trained and tested with each study's real prior image (the earlier film of the same patient).
 - **dummy prior**: trained and tested with a *dummy prior*: the current image repeated in the prior's place (what Libra
@@ -282,11 +292,13 @@ def _tests_lines(tests:pd.DataFrame) -> str:
                      f"{r.low:+.1f} to {r.high:+.1f} | {r.p_value:.3f} |" for (comp, m), r in tests.iterrows())
     return ("| comparison | metric | real prior | other system | difference | 95% CI | p |\n|---|---|---|---|---|---|---|\n" + rows)
 
+# %% ../nbs/15c_demo.ipynb #d93d95aa
 def _sensitivity_lines(sensitivity:pd.DataFrame) -> str:
     "The prior-sensitivity table with its rows and columns in words."
     cols = {'real pairs': 'right image pairs', 'images shuffled': 'images shuffled across studies', 'prior := current': 'prior replaced by the current image'}
     return sensitivity.rename(index=lambda a: ARM_NAMES.get(a, a), columns=cols).rename_axis('model').round(4).to_markdown()
 
+# %% ../nbs/15c_demo.ipynb #213b224e
 def _reuse_lines(out, cfg:DemoConfig) -> str:
     "How to generate with the saved models."
     same = ('the same decoding as the tables above' if cfg.num_beams == 1 else
@@ -299,6 +311,7 @@ def _reuse_lines(out, cfg:DemoConfig) -> str:
             f"{train_command(out, 1)}\n{train_command(out, 2)}\n```\n\nThe stage-2 folder holds a LoRA adapter; "
             f"`libra_nb_generate` reads it as it is.")
 
+# %% ../nbs/15c_demo.ipynb #9254aca0
 FIGURES_TEXT = """## Figures
 
 ![losses](losses.png)
@@ -333,6 +346,7 @@ def _probe_lines(res:dict) -> str:
             + f".\n\nThe text, change-word accuracy (%) per true "
             f"change:\n\n{res['by_change'].round(1).to_markdown()}")
 
+# %% ../nbs/15c_demo.ipynb #59be2100
 def _error_sections(res:dict) -> str:
     "The report's sections on how the arms err: change confusions, ceilings, prior sensitivity."
     return f"""## How the arms err: true change (rows) against stated change (columns), test studies with a prior
@@ -367,6 +381,7 @@ a real prior, should barely change there).
 {_blind_warnings(res['sensitivity'])}{_encoder_line(res['pretrain'])}
 """
 
+# %% ../nbs/15c_demo.ipynb #318b53ac
 def demo_report(res:dict, # the result of `run_demo`
                 out='libra_demo_out', # its results folder (for the commands that reuse its models)
                ) -> str:
@@ -410,7 +425,6 @@ with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.
 
 {pd.Series(times, name='seconds').to_frame().to_markdown()}
 """
-
 
 # %% ../nbs/15c_demo.ipynb #x89cea7
 @call_parse

@@ -72,7 +72,7 @@ class ReportScores:
         return (f"ReportScores(n={len(self)})\n" + pd.Series(self.corpus).round(2).to_string()
                 + ''.join(f"\nskipped {k}: {v}" for k, v in self.skipped.items()))
 
-# %% ../nbs/11c_evaluation.ipynb #c081
+# %% ../nbs/11c_evaluation.ipynb #297cd25b
 def _check_reports(predictions:list, references:list, ids):
     if len(predictions) != len(references) or not predictions:
         raise ValueError(f"evaluate_reports needs as many references as predictions (and at least one): got {len(predictions)} and {len(references)}.")
@@ -82,6 +82,7 @@ def _check_reports(predictions:list, references:list, ids):
     if ids is not None and len(ids) != len(predictions):
         raise ValueError(f"evaluate_reports got {len(ids)} ids for {len(predictions)} predictions; pass one id per report.")
 
+# %% ../nbs/11c_evaluation.ipynb #0687bec0
 def evaluate_reports(predictions:list[str], # generated reports
                      references:list[str], # one reference report per prediction
                      metrics:str|list[str]='nlg', # set name ('libra', 'nlg', 'clinical'), names, or comma-separated names

@@ -41,7 +41,7 @@ def minmax_to_uint8(arr:np.ndarray # any numeric array
     if hi == lo: return np.zeros(a.shape, np.uint8)
     return np.nan_to_num((a - lo) / (hi - lo) * 255, nan=0).astype(np.uint8)
 
-# %% ../nbs/01_imaging.ipynb #c012
+# %% ../nbs/01_imaging.ipynb #ae97d52d
 def pil_to_rgb(img:Image.Image # a PIL image of any mode
               ) -> Image.Image:
     "Convert `img` to 8-bit RGB: high-bit-depth grey is min-max scaled, alpha is dropped, grey is replicated."
@@ -49,13 +49,14 @@ def pil_to_rgb(img:Image.Image # a PIL image of any mode
         return Image.fromarray(minmax_to_uint8(np.asarray(img))).convert('RGB')
     return img.convert('RGB')
 
+# %% ../nbs/01_imaging.ipynb #c6b05fff
 def pil_to_8bit(img:Image.Image # a PIL image of any mode
                ) -> Image.Image:
     "`img` as 8-bit grey (`L`) when it is grey, else 8-bit RGB: the pixels of `pil_to_rgb` before grey is replicated."
     if img.mode in ('I', 'F') or img.mode.startswith('I;16'): return Image.fromarray(minmax_to_uint8(np.asarray(img)))
     return img.convert('L' if img.mode in ('1', 'L', 'LA') else 'RGB')
 
-# %% ../nbs/01_imaging.ipynb #c016
+# %% ../nbs/01_imaging.ipynb #aab7d8f8
 _DICOM_FIX = ("Install the decoder that pydicom names (e.g. `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg`) "
               "or convert the file to uncompressed DICOM")
 
@@ -68,6 +69,7 @@ def _dicom_colour(arr:np.ndarray, ds:pydicom.Dataset) -> Image.Image:
         arr = (arr.astype(np.float64) * 255 / (2 ** bits - 1)).astype(np.uint8)
     return Image.fromarray(arr).convert('RGB')
 
+# %% ../nbs/01_imaging.ipynb #4cc88da6
 def _dicom_8bit(ds:pydicom.Dataset, name:str) -> Image.Image:
     "A DICOM dataset's picture as 8-bit grey (`L`) or, for colour files, RGB (the steps listed above)."
     if not any(k in ds for k in ('PixelData', 'FloatPixelData', 'DoubleFloatPixelData')):
@@ -82,6 +84,7 @@ def _dicom_8bit(ds:pydicom.Dataset, name:str) -> Image.Image:
     if ds.get('PhotometricInterpretation') == 'MONOCHROME1': arr = arr.max() - arr  # 0 is white in MONOCHROME1
     return Image.fromarray(minmax_to_uint8(arr))
 
+# %% ../nbs/01_imaging.ipynb #8ddea67f
 def dicom_to_rgb(ds:pydicom.Dataset, # a dataset read with `pydicom.dcmread`
                  name:str='DICOM dataset' # how the source is named in errors
                 ) -> Image.Image:
@@ -107,7 +110,7 @@ def _read_bytes(src) -> tuple[bytes, str]:
                                       "The download or copy was probably interrupted: fetch the file again")
     return data, suffix
 
-# %% ../nbs/01_imaging.ipynb #c021
+# %% ../nbs/01_imaging.ipynb #e3652284
 def _open_dicom(data:bytes, name:str, grey:bool=False) -> Image.Image:
     try: ds = pydicom.dcmread(io.BytesIO(data))
     except Exception as e:
@@ -115,6 +118,7 @@ def _open_dicom(data:bytes, name:str, grey:bool=False) -> Image.Image:
                              "Check that it is a DICOM Part-10 file with the 'DICM' marker, or give it the suffix of its real format") from e
     return _dicom_8bit(ds, name) if grey else dicom_to_rgb(ds, name)
 
+# %% ../nbs/01_imaging.ipynb #e9551129
 def _draft(img:Image.Image, side:int) -> int:
     "Ask a JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) whose padded square keeps a side >= `side`; the scale's divisor."
     s = max(img.size) / side
@@ -122,6 +126,7 @@ def _draft(img:Image.Image, side:int) -> int:
     w, box = img.width, img.draft(img.mode, (math.ceil(img.width / s), math.ceil(img.height / s)))[1]
     return round(w / box[2])  # box: the full picture, in decoded pixels
 
+# %% ../nbs/01_imaging.ipynb #f860f786
 def _open_pil(data:bytes, name:str, draft:int|None=None, grey:bool=False) -> tuple[Image.Image, tuple[int, int], int]:
     "The picture, its full-size (width, height) and the divisor of the scale it was decoded at (1 unless `draft`)."
     try:
@@ -152,7 +157,7 @@ def load_image(src:str|os.PathLike|bytes|Image.Image # a file path, the bytes of
     if suffix == '.dcm' or data[128:132] == b'DICM': return _open_dicom(data, _describe(src))
     return _open_pil(data, _describe(src))[0]
 
-# %% ../nbs/01_imaging.ipynb #c039
+# %% ../nbs/01_imaging.ipynb #abe5c5d6
 TRAIN_PAD_FILL = (0, 0, 0)  # the reference pads training images with black
 
 def expand_to_square(img:Image.Image, # the image to pad
@@ -165,6 +170,7 @@ def expand_to_square(img:Image.Image, # the image to pad
     out.paste(img, ((h - w) // 2, 0) if h > w else (0, (w - h) // 2))
     return out
 
+# %% ../nbs/01_imaging.ipynb #ebe1f0b6
 def inference_pad_fill(processor # an image processor with `image_mean` (values in 0..1)
                       ) -> tuple:
     "The reference's inference padding colour: the processor's mean, per channel, in 0..255 (truncated)."
@@ -229,7 +235,7 @@ def _square(img:Image.Image, full:tuple[int, int], k:int, size:int, fill) -> Ima
     canvas.paste(img, (px, py))
     return canvas.resize((size, size), Image.BICUBIC, box=(x0, y0, x0 + side, y0 + side))
 
-# %% ../nbs/01_imaging.ipynb #391d90cb
+# %% ../nbs/01_imaging.ipynb #e6bd9d5d
 def load_square(src:str|os.PathLike|bytes|Image.Image, # a file path, the bytes of a file, or a PIL image
                 size:int, # side of the square, e.g. `square_size(processor)` (518 for RAD-DINO)
                 fill:tuple|int=TRAIN_PAD_FILL, # padding colour (training: black)
@@ -242,6 +248,7 @@ def load_square(src:str|os.PathLike|bytes|Image.Image, # a file path, the bytes 
     else: img = img.convert('RGB')  # colour, or a coloured padding: pad and resize all three channels
     return _square(img, full, k, size, fill).convert('RGB')
 
+# %% ../nbs/01_imaging.ipynb #0956596b
 def square_size(processor # an image processor such as `rad_dino_processor()`
                ) -> int:
     "The side the processor resizes a square image to (its `shortest_edge`, else its `height`)."

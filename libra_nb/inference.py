@@ -44,12 +44,13 @@ def load_model(model_path,          # folder or hub id of any Libra model (see t
     return model.eval(), processor
 
 
-# %% ../nbs/14_inference.ipynb #0043028f
+# %% ../nbs/14_inference.ipynb #db8ee3ac
 def _features_to_projector(model):
     "A forward hook for the vision tower: its output goes to the device of `model`'s projector."
     def hook(module, args, output): return output.to(next(model.mm_projector.parameters()).device)
     return hook
 
+# %% ../nbs/14_inference.ipynb #487c163c
 def place_vision_tower(model:LibraForConditionalGeneration, # a loaded Libra model
                        device,                              # where the vision tower runs, e.g. 'cuda:1' or 'cpu'
                       ) -> LibraForConditionalGeneration:
@@ -61,7 +62,6 @@ def place_vision_tower(model:LibraForConditionalGeneration, # a loaded Libra mod
     vt.to(device)
     if getattr(vt, '_to_projector', None) is None: vt._to_projector = vt.register_forward_hook(_features_to_projector(model))
     return model
-
 
 # %% ../nbs/14_inference.ipynb #c012
 DECODING_PRESETS = {
@@ -111,7 +111,7 @@ def fetch_image(url:str,          # an http(s) URL of an image file (JPEG, PNG, 
         except OSError as e: why = str(e)
     raise OSError(f"Could not download the image {url} ({why}): download it and pass the file's path instead.")
 
-# %% ../nbs/14_inference.ipynb #c019
+# %% ../nbs/14_inference.ipynb #31e59759
 def _stop_ids(processor:LibraProcessor) -> list[int]:
     "The ids that end a report: EOS, and the template's stop string when it is one token."
     tok = processor.tokenizer
@@ -119,13 +119,13 @@ def _stop_ids(processor:LibraProcessor) -> list[int]:
     stop = tok.convert_tokens_to_ids(get_template(processor.template).stop_str)
     return ids + [stop] if isinstance(stop, int) and stop != tok.unk_token_id and stop not in ids else ids
 
+# %% ../nbs/14_inference.ipynb #2a367010
 def _inputs(model, processor:LibraProcessor, studies:list, queries:list[str]):
     "The model inputs of the studies (URLs fetched) and queries, on the device of the LLM's embeddings, pixels in the model's dtype."
     studies = [[fetch_image(im) if is_url(im) else im for im in image_pair(s, f"Study {i}")] for i, s in enumerate(studies)]
     inputs = processor(images=studies, text=queries).to(model.get_input_embeddings().weight.device)
     inputs['pixel_values'] = inputs['pixel_values'].to(model.dtype)
     return inputs
-
 
 # %% ../nbs/14_inference.ipynb #xdf5c1a
 @torch.no_grad()
@@ -147,7 +147,7 @@ def _generate(model, processor:LibraProcessor, studies:list, queries:list[str], 
     "One decoded answer per study (the first sequence when several are returned); kwargs go to `generate`."
     return [t[0] for t in _generate_all(model, processor, studies, queries, **kwargs)[0]]
 
-# %% ../nbs/14_inference.ipynb #c021
+# %% ../nbs/14_inference.ipynb #3d8594c3
 def _loaded(model_path, model_base, libra_model, conv_mode) -> tuple:
     "The `(model, processor)` of `libra_model` (ours or the reference's 4-tuple), else loaded from `model_path`."
     if libra_model is None:
@@ -157,6 +157,7 @@ def _loaded(model_path, model_base, libra_model, conv_mode) -> tuple:
     else: model, processor = libra_model
     return model, _with_template(processor, conv_mode)
 
+# %% ../nbs/14_inference.ipynb #49653aa1
 def libra_eval(model_path=None,       # folder or hub id of the model (see `load_model`)
                model_base=None,       # base LLM for the reference's stage-1 / LoRA layouts
                image_file=None,       # current image (path, http(s) URL, PIL image), or [current, prior]
@@ -232,7 +233,7 @@ def answer_line(question_id, # the question's id
     "One line of the reference's answers JSONL."
     return dict(question_id=question_id, prompt=prompt, text=text, answer_id=uuid.uuid4().hex, model_id=model_id, metadata={})
 
-# %% ../nbs/14_inference.ipynb #c031
+# %% ../nbs/14_inference.ipynb #3cf00765
 def _answered(answers_file) -> list[dict]:
     "The complete answer lines already in `answers_file` (a last line cut off by a kill is dropped from the file)."
     path = Path(answers_file)
@@ -242,6 +243,7 @@ def _answered(answers_file) -> list[dict]:
     if lines[-1]: path.write_text(''.join(json.dumps(a) + '\n' for a in done))  # drop the partial last line
     return done
 
+# %% ../nbs/14_inference.ipynb #03df1845
 def _answer_batch(model, processor, b:list[dict], model_id:str, kw:dict) -> tuple[list[dict], list[str]]:
     "Answers for the questions `b`, and one line per question skipped because an image of it cannot be read."
     try: texts = _generate(model, processor, [q['images'] for q in b], [q['text'] for q in b], **kw)
@@ -253,6 +255,7 @@ def _answer_batch(model, processor, b:list[dict], model_id:str, kw:dict) -> tupl
         return out, bad
     return [answer_line(q['question_id'], q['text'], t, model_id) for q, t in zip(b, texts)], []
 
+# %% ../nbs/14_inference.ipynb #28b54a15
 @delegates(GenerationMixin.generate, keep=True, but=['inputs'])
 def generate_reports(model:LibraForConditionalGeneration, # a loaded Libra model (see `load_model`)
                      processor:LibraProcessor,            # its processor
@@ -290,12 +293,13 @@ def generate_reports(model:LibraForConditionalGeneration, # a loaded Libra model
     if skipped: warnings.warn(f"{len(skipped)} of {len(qs)} studies skipped because an image could not be read (named above).")
     return out
 
-# %% ../nbs/14_inference.ipynb #c042
+# %% ../nbs/14_inference.ipynb #67353cd4
 def read_questions(path, # a questions JSONL file
                   ) -> list[dict]:
     "The records of a questions JSONL file (one JSON object per non-empty line; see `checkpoints.read_jsonl`)."
     return read_jsonl(path, 'questions')
 
+# %% ../nbs/14_inference.ipynb #203ae0f3
 def chunk(records:list,     # the questions
           num_chunks:int=1, # how many parts
           chunk_idx:int=0,  # which part (from 0)

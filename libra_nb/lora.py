@@ -39,23 +39,26 @@ def lora_config(r:int=LORA_DEFAULTS['r'],                       # rank of each u
     return LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=list(target_modules),
                       bias='none', task_type='CAUSAL_LM')
 
-# %% ../nbs/10_lora.ipynb #c014
+# %% ../nbs/10_lora.ipynb #807e2877
 def has_lora(model:nn.Module, # any module
             ) -> bool:
     "True if `model` holds (unmerged) LoRA layers."
     return any(isinstance(m, LoraLayer) for m in model.modules())
 
+# %% ../nbs/10_lora.ipynb #5c987434
 def _language_model(model:nn.Module) -> nn.Module:
     lm = getattr(model, 'language_model', None)
     if lm is None: raise AttributeError(f"{type(model).__name__} has no `language_model`: LoRA goes into a Libra model's language model.")
     return lm
 
+# %% ../nbs/10_lora.ipynb #a1ff0c10
 def _adapter_base(model:nn.Module, lm:nn.Module) -> str|None:
     "What an adapter of `model` applies to: the folder or hub id the Libra model was loaded from, else its LM's (local folders made absolute)."
     names = [getattr(getattr(m, 'config', None), 'name_or_path', None) for m in (model, lm)]
     name = next((n for n in names if n), None)
     return None if name is None else str(Path(name).resolve()) if Path(name).is_dir() else name
 
+# %% ../nbs/10_lora.ipynb #a7864a38
 def _inject(model:nn.Module, config:LoraConfig, trainable_modules=()):
     "Freeze `model`, inject `config`'s adapters into its language model, unfreeze `trainable_modules`."
     lm = _language_model(model)
@@ -72,7 +75,6 @@ def _inject(model:nn.Module, config:LoraConfig, trainable_modules=()):
         sub.requires_grad_(True)
     return model
 
-
 # %% ../nbs/10_lora.ipynb #c015
 def add_lora(model:nn.Module,             # a Libra model (anything with a `language_model`)
              r:int=LORA_DEFAULTS['r'],    # rank of each update
@@ -84,12 +86,13 @@ def add_lora(model:nn.Module,             # a Libra model (anything with a `lang
     "Inject LoRA adapters into `model.language_model` in place; everything else is frozen unless named in `trainable_modules`."
     return _inject(model, lora_config(r, lora_alpha, lora_dropout, target_modules), trainable_modules)
 
-# %% ../nbs/10_lora.ipynb #c021
+# %% ../nbs/10_lora.ipynb #c374b466
 def _kind(name:str) -> str:
     "Report row of a parameter: 'lora <projection>' for adapter weights, else the top-level submodule."
     if '.lora_' in name: return 'lora ' + name.split('.lora_')[0].rsplit('.', 1)[-1]
     return name.split('.', 1)[0]
 
+# %% ../nbs/10_lora.ipynb #60680dcf
 def lora_parameter_report(model:nn.Module, # any model; LoRA weights get a row per projection kind
                          ) -> pd.DataFrame:
     "Parameters and trainable parameters per model part and LoRA projection kind, with their share of the total."
@@ -124,7 +127,7 @@ def save_lora(model:nn.Module, # a model prepared with `add_lora` (or `load_lora
     return path
 
 
-# %% ../nbs/10_lora.ipynb #c035
+# %% ../nbs/10_lora.ipynb #d8d0b8ca
 def _first_file(d:Path, names) -> Path|None:
     return next((d/n for n in names if (d/n).is_file()), None)
 
@@ -137,6 +140,7 @@ def _read_lora_file(f:Path) -> dict:
                          f"{' '.join(str(e).split())[:150]}). An interrupted copy, download or save does this: copy or download the "
                          "LoRA folder again, or re-run the stage-2 training that wrote it.") from e
 
+# %% ../nbs/10_lora.ipynb #1711696a
 def _load_adapter_weights(lm:nn.Module, d:Path):
     f = _first_file(d, ['adapter_model.safetensors', 'adapter_model.bin'])
     if f is None: raise FileNotFoundError(f"No adapter_model.safetensors or adapter_model.bin in {d}: is it a LoRA output directory?")
@@ -147,6 +151,7 @@ def _load_adapter_weights(lm:nn.Module, d:Path):
                            f"the model's adapter keys look like {sorted(own)[:2]}.")
     set_peft_model_state_dict(lm, sd)
 
+# %% ../nbs/10_lora.ipynb #38593d28
 def read_lora_config(d:Path, # a LoRA directory holding `adapter_config.json`
                     ) -> LoraConfig:
     "The `LoraConfig` in `d/adapter_config.json`, ignoring keys this peft does not know (peft 0.4's `enable_lora`, `merge_weights`)."
@@ -159,6 +164,7 @@ def read_lora_config(d:Path, # a LoRA directory holding `adapter_config.json`
     known = {o.name for o in dataclasses.fields(LoraConfig)}
     return LoraConfig(**{k: v for k, v in cfg.items() if k in known})
 
+# %% ../nbs/10_lora.ipynb #e1f2a6fd
 def _load_non_lora(model:nn.Module, d:Path):
     f = _first_file(d, ['non_lora_trainables.safetensors', 'non_lora_trainables.bin'])
     if f is None: return
@@ -166,7 +172,6 @@ def _load_non_lora(model:nn.Module, d:Path):
     if f.suffix == '.bin': sd = libra_state_dict(sd, model, source=f)  # the reference's names
     res = model.load_state_dict(sd, strict=False)
     if res.unexpected_keys: raise KeyError(f"{f} holds weights the model does not have: {res.unexpected_keys[:5]}")
-
 
 # %% ../nbs/10_lora.ipynb #c036
 def load_lora(model:nn.Module, # a Libra model with (or without) LoRA adapters

@@ -107,7 +107,7 @@ def plot_scores(results:dict[str, ReportScores]|ReportScores, # system name -> s
     ax.legend(frameon=False)
     return ax
 
-# %% ../nbs/11d_metrics.ipynb #c101
+# %% ../nbs/11d_metrics.ipynb #cad214d1
 TEXT_FIELDS = ('reference', 'findings', 'impression', 'text')
 
 def _jsonl_records(path:Path, what:str) -> list[dict]:
@@ -125,6 +125,7 @@ def _jsonl_records(path:Path, what:str) -> list[dict]:
         out.append(rec)
     return out
 
+# %% ../nbs/11d_metrics.ipynb #06c30c7b
 def _csv_reports(path:Path, id_column:str, text_column:str|None) -> tuple[list, list[str]]:
     "`(ids, texts)` of a CSV read as text; a missing column is an error naming the file and the columns it has."
     if not path.is_file(): raise FileNotFoundError(f"The reports file {path} does not exist.")
@@ -136,6 +137,7 @@ def _csv_reports(path:Path, id_column:str, text_column:str|None) -> tuple[list, 
                        "name the key and text columns (libra_nb_evaluate: --id_column, --reference_column, --prediction_column).")
     return df[id_column].tolist(), df[text_column].tolist()
 
+# %% ../nbs/11d_metrics.ipynb #02692bb0
 def read_reports(path:str|Path, # Libra's questions file (with the reference) or answers file (generated `text`), JSONL or CSV
                  id_column:str='question_id', # the key field or column
                  text_column:str|None=None,   # the text field or column (default: the first of `TEXT_FIELDS` present)
@@ -175,7 +177,7 @@ def evaluate_files(references:str|Path,  # JSONL or CSV with `question_id` and t
                          "Give both files the same questions in the same order.")
     return evaluate_reports(preds, refs, metrics=metrics, ids=pd.Index(ref_ids, name=id_column), **kwargs)
 
-# %% ../nbs/11d_metrics.ipynb #c103
+# %% ../nbs/11d_metrics.ipynb #def0b1fa
 def _append_row(row:pd.DataFrame, path:Path):
     "Append `row` to the CSV `path` under its header (columns reordered to match), or refuse when the columns differ."
     if not path.exists() or path.stat().st_size == 0: return row.to_csv(path, index=False)
@@ -185,6 +187,7 @@ def _append_row(row:pd.DataFrame, path:Path):
                          "pass another --save_to_csv file, or the same --metrics as the rows already there.")
     row[header].to_csv(path, mode='a', header=False, index=False)
 
+# %% ../nbs/11d_metrics.ipynb #2b0fcb1c
 _MODEL_OPTIONS = {  # command-line option: (metric family, its keyword, the metrics it serves by name prefix)
     'bertscore_model': ('bertscore', 'model', 'Bert_score'), 'radgraph': ('radgraph', 'model_cache_dir', 'RG_'),
     'chexbert': ('chexbert', 'checkpoint', 'CheXbert'), 'chexbert_bert': ('chexbert', 'bert', 'CheXbert'),

@@ -95,11 +95,13 @@ def _init_weights(self:LibraForConditionalGeneration, module:nn.Module):
     elif hasattr(module, 'reset_parameters'): module.reset_parameters()
     if isinstance(getattr(module, 'LFE_prior_bias', None), nn.Parameter): init.zeros_(module.LFE_prior_bias)
 
-# %% ../nbs/09c_modeling.ipynb #c029
+# %% ../nbs/09c_modeling.ipynb #86234d3b
 @patch
 def get_input_embeddings(self:LibraForConditionalGeneration): return self.language_model.get_input_embeddings()
 @patch
 def set_input_embeddings(self:LibraForConditionalGeneration, value): self.language_model.set_input_embeddings(value)
+
+# %% ../nbs/09c_modeling.ipynb #31ce5c46
 @patch
 def get_output_embeddings(self:LibraForConditionalGeneration): return self.language_model.get_output_embeddings()
 @patch
@@ -205,7 +207,7 @@ def forward(self:LibraForConditionalGeneration,
                                       image_hidden_states=feats, attention_mask=spliced_mask)
     return res.to_tuple() if return_dict is False else res
 
-# %% ../nbs/09c_modeling.ipynb #296cfda5
+# %% ../nbs/09c_modeling.ipynb #4af347c1
 def label_cross_entropy(hidden:torch.Tensor, # `(B, T, H)` the LM's last hidden states (after its final norm)
                         labels:torch.Tensor, # `(B, T)` targets, IGNORE_INDEX where not scored (not shifted, as for the LM)
                         lm_head:nn.Module, # the LM's output layer (`get_output_embeddings()`)
@@ -218,6 +220,7 @@ def label_cross_entropy(hidden:torch.Tensor, # `(B, T, H)` the LM's last hidden 
     if num_items_in_batch is None: return nn.functional.cross_entropy(logits, y[keep])
     return nn.functional.cross_entropy(logits, y[keep], reduction='sum') / num_items_in_batch
 
+# %% ../nbs/09c_modeling.ipynb #558aa75a
 _SCALED_HEADS = ('final_logit_softcapping', 'logit_scale', 'logits_scaling', 'lm_head_multiplier')  # LMs whose logits are not just lm_head(h)
 
 @patch

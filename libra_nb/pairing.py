@@ -19,13 +19,14 @@ __all__ = ['PAIRING_COLUMNS', 'PAIR_COLUMNS', 'FRONTAL_VIEWS', 'load_mimic_metad
 PAIRING_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'StudyDate', 'StudyTime', 'ViewPosition']  # the ones pairing needs
 PAIR_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'prior_dicom_id', 'prior_study_id', 'days_since_prior']  # `pair_studies` output
 
-# %% ../nbs/02_pairing.ipynb #c007
+# %% ../nbs/02_pairing.ipynb #04553236
 def _require_columns(have, need, where:str):
     "Raise a `ValueError` naming the columns of `need` missing from `have`."
     missing = [c for c in need if c not in set(have)]
     if missing: raise ValueError(f"{where} lacks the column(s) {missing}; it has {list(have)}. "
                                  f"Pass MIMIC-CXR's mimic-cxr-2.0.0-metadata.csv(.gz) or a table with {need}.")
 
+# %% ../nbs/02_pairing.ipynb #4e4d691e
 def _plain(v): return v.item() if isinstance(v, np.generic) else v  # show 21801345, not 21801345
 
 def _bad_rows(bad:pd.Series, md:pd.DataFrame, col:str, where:str, offset:int=0, need:str='filled'):
@@ -96,12 +97,13 @@ def _join_split(md:pd.DataFrame, split_path:Path) -> pd.DataFrame:
     if (n := md.split.isna().sum()): warnings.warn(f"{n} of {len(md)} images are not in {split_path}; their `split` is empty.")
     return md
 
-# %% ../nbs/02_pairing.ipynb #c020
+# %% ../nbs/02_pairing.ipynb #6d5d5375
 def _check_images(md:pd.DataFrame, need:list) -> pd.DataFrame:
     "A typed copy of `md` (ids, dates, times as numbers: text read with `dtype=str` would sort '9' after '10'), rows checked."
     _require_columns(md.columns, need, 'metadata')
     return _as_numbers(md.reset_index(drop=True), 'metadata')
 
+# %% ../nbs/02_pairing.ipynb #d941bf97
 def _chronological(md:pd.DataFrame) -> pd.DataFrame:
     "Rows of `md` sorted by subject, StudyDate, StudyTime (missing = end of day), study_id, dicom_id; no repeated dicom_id."
     dicoms = md.dicom_id.to_numpy(dtype=str)
@@ -117,7 +119,7 @@ def _chronological(md:pd.DataFrame) -> pd.DataFrame:
     order = np.lexsort((dicom_rank, md.study_id.to_numpy(), time, md.StudyDate.to_numpy(), md.subject_id.to_numpy()))
     return md.iloc[order].reset_index(drop=True)
 
-# %% ../nbs/02_pairing.ipynb #c022
+# %% ../nbs/02_pairing.ipynb #05e0ca94
 def _days_between(later:pd.Series, earlier:pd.Series) -> np.ndarray:
     "Calendar days between two `yyyymmdd` integer columns (NaN where `earlier` is missing)."
     def days(d):  # parse the few thousand distinct dates once, not every row
@@ -126,6 +128,7 @@ def _days_between(later:pd.Series, earlier:pd.Series) -> np.ndarray:
         return (ts - pd.Timestamp('1970-01-01')).dt.days.to_numpy(dtype=float)[inv]
     return days(later) - days(earlier)
 
+# %% ../nbs/02_pairing.ipynb #6f3177e2
 def _pair_reference(s:pd.DataFrame) -> pd.DataFrame:
     "Prior = last image of the patient's most recent strictly earlier date (`s` in chronological order)."
     last = s.drop_duplicates(['subject_id', 'StudyDate'], keep='last')
@@ -134,7 +137,7 @@ def _pair_reference(s:pd.DataFrame) -> pd.DataFrame:
                           'prior_study_id': prev.study_id.astype('Int64'), 'prior_date': prev.StudyDate})
     return s.merge(prior, on=['subject_id', 'StudyDate'], how='left', validate='many_to_one')
 
-# %% ../nbs/02_pairing.ipynb #c024
+# %% ../nbs/02_pairing.ipynb #5d28a4b0
 FRONTAL_VIEWS = ('PA', 'AP')  # ViewPosition values counted as frontal by rule='frontal'
 
 def _study_seconds(s:pd.DataFrame) -> np.ndarray:
@@ -144,6 +147,7 @@ def _study_seconds(s:pd.DataFrame) -> np.ndarray:
     day = _days_between(s.StudyDate, pd.Series(np.full(len(s), 19700101)))
     return day * 86400 + np.where(np.isnan(sec), 86400, sec)
 
+# %% ../nbs/02_pairing.ipynb #988a8288
 def _pair_frontal(s:pd.DataFrame) -> pd.DataFrame:
     "Prior = first frontal (else first) image of the patient's latest study with an earlier date-time."
     s = s.assign(_sec=_study_seconds(s), _lat=~s.ViewPosition.isin(FRONTAL_VIEWS))

@@ -62,12 +62,13 @@ def pad_sequences(seqs:list[list[int]], # id sequences of any lengths
         else: out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
     return out
 
-# %% ../nbs/09b_processing.ipynb #x899dba
+# %% ../nbs/09b_processing.ipynb #17781a96
 def query_turn(query:str, # the request, as the user wrote it
               ) -> str:
     "The user turn for `query`: `<image>\\n` + the query verbatim, or, if it holds `<image>` tags, the tags moved first."
     return move_image_first(query) if DEFAULT_IMAGE_TOKEN in query else DEFAULT_IMAGE_TOKEN + '\n' + query
 
+# %% ../nbs/09b_processing.ipynb #da0faa03
 def query_conversation(query:str,            # the request (see `query_turn`)
                        answer:str|None=None, # the report (training) or None (the prompt ends with the assistant's role)
                        template:str='libra_v1', # a registered template name
@@ -106,7 +107,7 @@ def __call__(self:LibraProcessor,
     if labels is not None: data['labels'] = pad_sequences(labels, IGNORE_INDEX, side)
     return BatchFeature(data, tensor_type=return_tensors)
 
-# %% ../nbs/09b_processing.ipynb #c050
+# %% ../nbs/09b_processing.ipynb #44f00d26
 @patch
 def batch_decode(self:LibraProcessor,
                  sequences, # a `(B, T)` tensor or lists of ids, e.g. `generate`'s output
@@ -114,6 +115,7 @@ def batch_decode(self:LibraProcessor,
     "Decode each sequence of ids, skipping the image placeholder; kwargs go to the tokenizer."
     return [self.decode(s, **kwargs) for s in sequences]
 
+# %% ../nbs/09b_processing.ipynb #da796a32
 @patch
 def decode(self:LibraProcessor,
            ids, # one sequence of ids (tensor or list)
@@ -125,7 +127,7 @@ def decode(self:LibraProcessor,
 # %% ../nbs/09b_processing.ipynb #c051
 AutoProcessor.register(LibraConfig, LibraProcessor, exist_ok=True)
 
-# %% ../nbs/09b_processing.ipynb #c053
+# %% ../nbs/09b_processing.ipynb #51742acc
 _TURNS = "'conversations': [{'from': 'human', 'value': '<image>\\n...'}, {'from': 'gpt', 'value': ...}]"  # what a record needs
 
 def _item_conversation(item:dict, i:int, template:str):
@@ -141,6 +143,7 @@ def _item_conversation(item:dict, i:int, template:str):
         except (KeyError, ValueError, TypeError) as e: what = f"cannot build its conversation ({e!r})"
     raise ValueError(f"Sample {name!r}: {what}; a record needs {_TURNS}.")
 
+# %% ../nbs/09b_processing.ipynb #7b5221df
 class LibraDataCollator:
     "Collate `LibraDataset` items into `input_ids`, `attention_mask`, `labels` and `pixel_values` (right padding)."
     def __init__(self, processor:LibraProcessor, # supplies tokenizer, image processor and template

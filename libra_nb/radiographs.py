@@ -13,7 +13,7 @@ from fastcore.basics import store_attr
 # %% auto #0
 __all__ = ['Pose', 'Anatomy', 'render_frontal', 'render_lateral', 'region_mean']
 
-# %% ../nbs/05b_radiographs.ipynb #c018
+# %% ../nbs/05b_radiographs.ipynb #344d20b5
 def _ramp(d, w=0.03):
     "Soft step: 0 for d < -w/2, 1 for d > w/2 (w is the edge width in body units)."
     return np.clip(0.5 + d / w, 0, 1)
@@ -22,6 +22,7 @@ def _ellipse(u, v, cx, cy, a, b, w=0.03):
     "Soft mask of an ellipse (u a row, v a column: the mask broadcasts to the canvas)."
     return _ramp((1 - np.sqrt(((u - cx) / a)**2 + ((v - cy) / b)**2)) * min(a, b), w)
 
+# %% ../nbs/05b_radiographs.ipynb #9994ff93
 def _path_mask(u, v, pts, width=0.012):
     "Soft mask of a polyline through `pts` (a tube or a line)."
     d = np.inf
@@ -31,6 +32,7 @@ def _path_mask(u, v, pts, width=0.012):
         d = np.minimum(d, np.hypot(u - x0 - t * dx, v - y0 - t * dy))
     return _ramp(width - d, 0.01)
 
+# %% ../nbs/05b_radiographs.ipynb #6559c4a1
 _SPAN = 1.25  # the canvas covers body coordinates -_SPAN.._SPAN
 
 def _canvas(n):
@@ -38,6 +40,7 @@ def _canvas(n):
     t = (np.arange(n, dtype=np.float32) + .5) * np.float32(2 * _SPAN / n) - np.float32(_SPAN)
     return t[None], t[:, None]
 
+# %% ../nbs/05b_radiographs.ipynb #eb5439d3
 def _smooth_noise(grid, n):
     "A low-resolution random grid upsampled (bilinear) to n x n: lung markings, patchiness."
     return np.asarray(Image.fromarray(grid).resize((n, n), Image.BILINEAR))
@@ -49,7 +52,7 @@ def _box(L, u0, u1, v0, v1):
     r0, r1 = max(math.floor((v0 + _SPAN) * k), 0), min(math.ceil((v1 + _SPAN) * k), n)
     return (slice(r0, r1), slice(c0, c1)), L['u'][:, c0:c1], L['v'][r0:r1]
 
-# %% ../nbs/05b_radiographs.ipynb #c020
+# %% ../nbs/05b_radiographs.ipynb #6bef18ce
 @dataclass
 class Pose:
     "Position, rotation, scale, inspiration and exposure of one radiograph."
@@ -66,6 +69,7 @@ class Pose:
                    gain=rng.uniform(.85, 1.15), offset=rng.uniform(-.05, .05), gamma=rng.uniform(.8, 1.25),
                    noise=rng.uniform(.01, .03))
 
+# %% ../nbs/05b_radiographs.ipynb #6ead9e42
 def _warp(density, pose, h, w, build=1.):
     "Sample the canvas (quantised to 8 bits) into an h x w image through the pose and body build: one bilinear affine transform."
     n = density.shape[0]
@@ -77,6 +81,7 @@ def _warp(density, pose, h, w, build=1.):
     img = Image.fromarray(np.clip(density * 255 + .5, 0, 255).astype(np.uint8))
     return np.asarray(img.transform((w, h), Image.AFFINE, data, Image.BILINEAR))
 
+# %% ../nbs/05b_radiographs.ipynb #636b53bd
 _NOISE = {}  # side -> a fixed bank of Gaussian noise; fresh noise for every film would be the slowest step
 
 def _expose(img, pose, rng):
@@ -87,7 +92,7 @@ def _expose(img, pose, rng):
     lut = np.clip(np.arange(256, dtype=np.float32) / 255 * pose.gain + pose.offset, 0, 1) ** pose.gamma * 255 + .5
     return np.clip(lut[img] + _NOISE[m][y:y + h, x:x + w] * np.float32(pose.noise * 255), 0, 255).astype(np.uint8)
 
-# %% ../nbs/05b_radiographs.ipynb #c022
+# %% ../nbs/05b_radiographs.ipynb #1158e92f
 _LOBES = {'frontal': {'right upper lobe': (-.33, -.32), 'right middle lobe': (-.24, .12), 'right lower lobe': (-.40, .28),
                       'left upper lobe': (.33, -.28), 'left lower lobe': (.40, .30)},   # blob centres
           'lateral': {'right upper lobe': (0., -.35), 'left upper lobe': (.05, -.3), 'right middle lobe': (-.25, .1),
@@ -112,6 +117,7 @@ def _static_layers(view, n, device=None):
             _STATIC[view, n, device] = dict(L, base=L['base'] + .3 * _path_mask(L['u'], L['v'], _DEVICES[view][device]))
     return _STATIC[view, n, device]
 
+# %% ../nbs/05b_radiographs.ipynb #022a1ffa
 class Anatomy:
     "A patient's fixed anatomy: build, heart width and texture grids."
     def __init__(self, build:float=1.,  # horizontal stretch of the body
@@ -137,12 +143,13 @@ class Anatomy:
                                            patches=.2 + .8 * _smooth_noise(self.patches, n))
         return {**_static_layers(view, n, device), **self._textures[view, n]}
 
-# %% ../nbs/05b_radiographs.ipynb #c024
+# %% ../nbs/05b_radiographs.ipynb #c2b28762
 def _superellipse(u, v, cx, cy, a, b, w=0.03):
     "Soft mask of a rounded rectangle |x|^4 + |y|^4 < 1: a torso with shoulders."
     x, y = ((u - cx) / a)**2, ((v - cy) / b)**2
     return _ramp((1 - np.sqrt(np.sqrt(x * x + y * y))) * min(a, b), w)
 
+# %% ../nbs/05b_radiographs.ipynb #6e2cd73b
 def _frontal_layers(u, v):
     "Shared layers of a frontal film: density without air (`base`), lungs and their geometry, open lung."
     geo = [dict(cx=-.34, cy=-.1, a=.27, b=.6, dome=.38, side=-1), dict(cx=.34, cy=-.1, a=.27, b=.6, dome=.42, side=1)]
@@ -159,25 +166,28 @@ def _frontal_layers(u, v):
     return dict(geo=geo, lungs=lungs, open_lung=(lungs[0] + lungs[1]) * (1 - medi),
                 base=.62 * body + .06 * ribs + .15 * clav + .08 * spine - .2 * bubble)
 
-# %% ../nbs/05b_radiographs.ipynb #c026
+# %% ../nbs/05b_radiographs.ipynb #2be0208f
 def _effusion(u, v, g, size):
     "Fluid in the costophrenic angle of lung `g`: a meniscus rising laterally, height growing with size."
     lateral = np.clip(.5 + .5 * (u - g['cx']) / g['a'] * g['side'], 0, 1)
     top = g['dome'] + .12 - (.1 + .45 * size) - .25 * lateral**2
     return _ellipse(u, v, g['cx'], g['cy'] + .06, g['a'] + .02, g['b'] + .06) * _ramp(v - top) * _ramp(g['dome'] + .2 - v)
 
+# %% ../nbs/05b_radiographs.ipynb #75c0f614
 def _pneumothorax(u, v, g, lung, size):
     "(lucent rim without markings, pleural line) of a pneumothorax in lung `g`."
     e = np.sqrt(((u - g['cx']) / g['a'])**2 + ((v - g['cy']) / g['b'])**2)
     edge, upper = 1 - (.1 + .3 * size), _ramp(g['cy'] + .25 - v, .2)
     return lung * _ramp(e - edge, .01) * upper, lung * _ramp(.012 - np.abs(e - edge) * g['a'], .01) * upper
 
+# %% ../nbs/05b_radiographs.ipynb #61ec88a3
 def _consolidate(air, L, cx, cy, size, k=.85):
     "Take air out of a patchy blob at (cx, cy) whose radius grows with size (in place)."
     r = .07 + .13 * size
     s, u, v = _box(L, cx - 1.2 * r - .05, cx + 1.2 * r + .05, cy - r - .05, cy + r + .05)
     air[s] *= 1 - k * _ellipse(u, v, cx, cy, 1.2 * r, r, .06) * L['patches'][s]
 
+# %% ../nbs/05b_radiographs.ipynb #b0931607
 def _canvas_size(h): return int(np.ceil(_SPAN * h))
 
 def render_frontal(sizes:dict,       # finding -> size in 0..1 (0 = absent)
@@ -209,7 +219,7 @@ def render_frontal(sizes:dict,       # finding -> size in 0..1 (0 = absent)
         density[s] += .2 * line - rim * (.09 * L['marks'][s] + .06) * air[s]
     return _expose(_warp(density, pose, h, w, anatomy.build), pose, rng)
 
-# %% ../nbs/05b_radiographs.ipynb #c028
+# %% ../nbs/05b_radiographs.ipynb #b2bbd2a1
 def _lateral_layers(u, v):
     "Shared layers of a lateral film."
     dome = .35 + .15 * ((u - .05) / .45)**2 + .08 * u
@@ -217,6 +227,7 @@ def _lateral_layers(u, v):
     body = np.maximum(_superellipse(u, v, 0, .3, .62, 1.3), _ellipse(u, v, .05, -1.05, .2, .3))
     return dict(dome=dome, lung=_ellipse(u, v, .05, -.1, .45, .6) * _ramp(dome - v), base=.62 * body + .12 * spine)
 
+# %% ../nbs/05b_radiographs.ipynb #78eeeb68
 def render_lateral(sizes:dict,       # finding -> size in 0..1 (0 = absent)
                    locs:dict,        # finding -> location (side, lobe or device kind)
                    anatomy:Anatomy,  # the patient's anatomy

@@ -17,7 +17,7 @@ __all__ = ['TRAINER_STATE', 'SCHEDULER_STATE', 'WRITE_ERRORS', 'checkpoint_step'
            'replace_dir', 'finish_checkpoint', 'CheckpointError', 'damaged_file', 'intact_checkpoint',
            'check_checkpoint_files', 'check_random_states', 'write_error', 'projector_state_dict', 'save_stage_outputs']
 
-# %% ../nbs/12b_saving.ipynb #c025
+# %% ../nbs/12b_saving.ipynb #d510970f
 TRAINER_STATE = 'trainer_state.json'
 
 def checkpoint_step(path # a folder
@@ -26,6 +26,7 @@ def checkpoint_step(path # a folder
     m = re.fullmatch(r'checkpoint-(\d+)', Path(path).name)
     return int(m.group(1)) if m else None
 
+# %% ../nbs/12b_saving.ipynb #b0c33ae9
 def list_checkpoints(output_dir # a run's output folder
                      ) -> list[Path]:
     "Complete `checkpoint-N` folders in `output_dir`, oldest first."
@@ -34,12 +35,14 @@ def list_checkpoints(output_dir # a run's output folder
     cks = [p for p in d.iterdir() if checkpoint_step(p) is not None and (p/TRAINER_STATE).is_file()]
     return sorted(cks, key=checkpoint_step)
 
+# %% ../nbs/12b_saving.ipynb #cc837998
 def latest_checkpoint(output_dir # a run's output folder
                       ) -> Path|None:
     "The newest complete checkpoint in `output_dir`, or None."
     cks = list_checkpoints(output_dir)
     return cks[-1] if cks else None
 
+# %% ../nbs/12b_saving.ipynb #a86eabf9
 def replace_dir(src, # a finished folder
                 dst): # where it goes (on the same file system)
     "Move folder `src` to `dst` atomically, replacing an existing `dst`."
@@ -68,7 +71,7 @@ def finish_checkpoint(tmp,                  # the folder written so far (`.tmp-c
         for old in list_checkpoints(final.parent)[:-save_total_limit]: shutil.rmtree(old, ignore_errors=True)
     return final
 
-# %% ../nbs/12b_saving.ipynb #0e4440d3
+# %% ../nbs/12b_saving.ipynb #1074241d
 class CheckpointError(OSError):
     "A checkpoint (or stage output) that could not be written, e.g. on a full disk, or that cannot be read back."
 
@@ -77,6 +80,7 @@ _FULL = ('No space left', 'StorageFull', 'Disk quota', 'QuotaExceeded')
 
 def _one_line(e:BaseException) -> str: return ' '.join(str(e).split())[:300]
 
+# %% ../nbs/12b_saving.ipynb #c586132a
 def damaged_file(ckpt # a checkpoint folder
                 ) -> tuple[Path, str]|None:
     "The first file of `ckpt` that cannot be read back (cut off, emptied, not its format) and why; None when all are whole."
@@ -89,13 +93,14 @@ def damaged_file(ckpt # a checkpoint folder
         except (SafetensorError, OSError, ValueError) as e: return f, _one_line(e)
     return None
 
-# %% ../nbs/12b_saving.ipynb #27610fb7
+# %% ../nbs/12b_saving.ipynb #882f5d96
 def intact_checkpoint(output_dir,          # a run's output folder
                       before:int|None=None): # only checkpoints of a lower step
     "The newest complete checkpoint in `output_dir` (below step `before`) whose files all read back, or None."
     cks = [c for c in list_checkpoints(output_dir) if before is None or checkpoint_step(c) < before]
     return next((c for c in reversed(cks) if damaged_file(c) is None), None)
 
+# %% ../nbs/12b_saving.ipynb #a1dd3332
 def check_checkpoint_files(ckpt # a checkpoint folder to resume from
                           ) -> Path:
     "`ckpt` if every file reads back; else a `CheckpointError` naming the damaged file and the newest intact earlier checkpoint."
@@ -141,7 +146,7 @@ def write_error(err:BaseException|None, # what writing raised (None: it failed o
     return CheckpointError(f"Could not write {target}: {why}. {kept}. Free space on that disk{need}, or choose an output_dir on a "
                            f"larger disk{fewer}, then run again.")
 
-# %% ../nbs/12b_saving.ipynb #c045
+# %% ../nbs/12b_saving.ipynb #5ae388aa
 def projector_state_dict(state_dict:dict # a model state dict (any prefix before `mm_projector.`)
                         ) -> dict[str, torch.Tensor]:
     "The projector's tensors of a model state dict, renamed to the official `model.mm_projector.<key>`."
@@ -150,17 +155,19 @@ def projector_state_dict(state_dict:dict # a model state dict (any prefix before
     if not out: raise KeyError(f"No 'mm_projector.' tensor in the state dict (first keys: {list(state_dict)[:3]})")
     return out
 
+# %% ../nbs/12b_saving.ipynb #edd6e3a6
 def _materialised(model:nn.Module, sd:dict) -> bool:
     "False when the model's trainable parameters are shards (ZeRO-3, FSDP) rather than the tensors in `sd`."
     # ZeRO-3 and FSDP1 leave empty or flat shards; FSDP2's DTensors keep the full shape but hold a part of the values
     return all(p.shape == sd[n].shape and not hasattr(p, 'full_tensor') for n, p in model.named_parameters() if p.requires_grad and n in sd)
 
-# %% ../nbs/12b_saving.ipynb #x42be8b
+# %% ../nbs/12b_saving.ipynb #c6ae8119
 def _base_name(config) -> str|None:
     "The model a run started from (`from_pretrained`'s folder, absolute, or hub id); None for a model built in memory."
     name = str(getattr(config, 'name_or_path', '') or '')
     return None if not name else str(Path(name).resolve()) if Path(name).is_dir() else name
 
+# %% ../nbs/12b_saving.ipynb #32300e2f
 def save_stage_outputs(model:nn.Module, # the unwrapped model
                        out_dir,          # folder to write (created)
                        stage:int,        # 1: projector; 2: LoRA adapter + non-LoRA trainables

@@ -80,7 +80,7 @@ def for_stage(cls:TrainConfig, stage:int, # 1 (TAC alignment) or 2 (LoRA)
     if stage not in PAPER_STAGES: raise ValueError(f"stage must be 1 or 2, got {stage!r}")
     return cls(stage=stage, **{**PAPER_STAGES[stage], **kwargs})
 
-# %% ../nbs/12a_stages.ipynb #c013
+# %% ../nbs/12a_stages.ipynb #ee5e63c8
 def _projector(model:nn.Module) -> nn.Module:
     "The projector (TAC) of a Libra-shaped model, through a DDP wrapper."
     m = getattr(model, 'module', model)  # unwrap DDP
@@ -89,6 +89,7 @@ def _projector(model:nn.Module) -> nn.Module:
                              "(vision_tower, mm_projector, language_model).")
     return m.mm_projector
 
+# %% ../nbs/12a_stages.ipynb #4bc392d2
 def is_lora_param(name:str # a parameter name
                  ) -> bool:
     "True for peft's LoRA parameters (`lora_A`, `lora_B`, `lora_embedding_*`, `lora_magnitude_vector`)."
@@ -124,7 +125,7 @@ def set_trainable(model:nn.Module, # a Libra-shaped model (`mm_projector`; LoRA 
         if train_projector: proj.requires_grad_(True)
     return trainable_report(model)
 
-# %% ../nbs/12a_stages.ipynb #c018
+# %% ../nbs/12a_stages.ipynb #26e0898d
 def no_decay_names(model:nn.Module # any model
                   ) -> set[str]:
     "Names of parameters that get no weight decay: biases and all parameters of normalisation layers."
@@ -134,6 +135,7 @@ def no_decay_names(model:nn.Module # any model
             if 'norm' in type(m).__name__.lower() or pn.endswith('bias'): out.add(f'{mn}.{pn}' if mn else pn)
     return out
 
+# %% ../nbs/12a_stages.ipynb #3fd1ab60
 def param_groups(model:nn.Module, # model with `requires_grad` already set (see `set_trainable`)
                  lr:float,         # learning rate of all trainable parameters...
                  weight_decay:float=0.0, # ...and their decay (weights only)
@@ -152,7 +154,7 @@ def param_groups(model:nn.Module, # model with `requires_grad` already set (see 
     if not groups: raise ValueError("No trainable parameters: call `set_trainable(model, stage)` first.")
     return [groups[k] for k in sorted(groups)]
 
-# %% ../nbs/12a_stages.ipynb #x553d9f
+# %% ../nbs/12a_stages.ipynb #95aaafe3
 def upcast_trainables(model:nn.Module # a model with `requires_grad` set for its stage
                      ) -> nn.Module:
     "Put trainable bf16/fp16 parameters in fp32 (the optimiser's master weights); frozen ones keep their dtype."
@@ -160,13 +162,14 @@ def upcast_trainables(model:nn.Module # a model with `requires_grad` set for its
         if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16): p.data = p.data.float()
     return model
 
+# %% ../nbs/12a_stages.ipynb #959e40f0
 def ensure_lora(model:nn.Module, # a Libra-shaped model
                 cfg:TrainConfig): # its `lora_r`, `lora_alpha` and `lora_dropout` shape new adapters
     "Stage 2: add LoRA adapters (`libra_nb.lora.add_lora`) with the config's settings unless the model has some."
     if not has_lora(model): add_lora(model, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout)
     return model
 
-# %% ../nbs/12a_stages.ipynb #b6b62f88
+# %% ../nbs/12a_stages.ipynb #d5f6dc5d
 def use_cache_configs(model:nn.Module # any model; its transformers parts carry a `config`
                      ) -> list:
     "The distinct configs inside `model` that switch the KV cache on (`use_cache=True`)."
@@ -176,6 +179,7 @@ def use_cache_configs(model:nn.Module # any model; its transformers parts carry 
         if getattr(c, 'use_cache', None) is True: found[id(c)] = c
     return list(found.values())
 
+# %% ../nbs/12a_stages.ipynb #3a93dbb2
 @contextmanager
 def kv_cache_off(configs:list # e.g. `use_cache_configs(model)`
                 ):
@@ -185,12 +189,14 @@ def kv_cache_off(configs:list # e.g. `use_cache_configs(model)`
     finally:
         for c in configs: c.use_cache = True
 
+# %% ../nbs/12a_stages.ipynb #2c8cea40
 def loss_kwargs(model:nn.Module, # the model to train (a DDP/FSDP wrapper is looked through)
                 cfg:TrainConfig) -> dict:
     "`forward` keyword arguments of a training step: `loss_logits` when `cfg` asks for label-only logits and the model takes it."
     fwd = getattr(model, 'module', model).forward
     return {'loss_logits': cfg.loss_logits} if cfg.loss_logits != 'all' and 'loss_logits' in inspect.signature(fwd).parameters else {}
 
+# %% ../nbs/12a_stages.ipynb #98a4487c
 def device_kwargs(cfg:TrainConfig) -> dict:
     "`Accelerator` arguments for `cfg.cpu` under the launch config: DeepSpeed on CPU over gloo; FSDP on CPU refused (accelerate would run DDP)."
     launched = lambda kind: os.environ.get(f'ACCELERATE_USE_{kind}', 'false').lower() == 'true'
@@ -200,7 +206,7 @@ def device_kwargs(cfg:TrainConfig) -> dict:
     # accelerate turns DeepSpeed off for cpu=True; DeepSpeed's CPU accelerator runs it over gloo when the backend is named
     return dict(cpu=False, kwargs_handlers=[InitProcessGroupKwargs(backend='gloo')]) if cfg.cpu and launched('DEEPSPEED') else dict(cpu=cfg.cpu)
 
-# %% ../nbs/12a_stages.ipynb #26ff2510
+# %% ../nbs/12a_stages.ipynb #4de27997
 CHARS_PER_TOKEN = 4  # Llama tokenizers on English radiology text: about 4 characters per token
 
 def _record_length(rec, i:int) -> int:
@@ -210,6 +216,7 @@ def _record_length(rec, i:int) -> int:
         "unknown: run `libra_nb.dataset.validate_dataset` on the file, or train with group_by_length=False.")
     return 1 + sum(len(str(t.get('value', ''))) for t in conv if isinstance(t, dict)) // CHARS_PER_TOKEN
 
+# %% ../nbs/12a_stages.ipynb #c44d506a
 def sample_lengths(dataset # a `LibraDataset`, or any data set with a `lengths` attribute (one number per sample)
                   ) -> list[int]:
     "Approximate token count of each sample: `dataset.lengths`, else a quarter of a `LibraDataset` record's conversation characters."
@@ -221,7 +228,6 @@ def sample_lengths(dataset # a `LibraDataset`, or any data set with a `lengths` 
     if len(lengths) != len(dataset): raise ValueError(
         f"The training set has {len(dataset)} samples but {len(lengths)} lengths: `lengths` needs one entry per sample.")
     return lengths
-
 
 # %% ../nbs/12a_stages.ipynb #c03a402c
 class LengthGroupedSampler(Sampler):

@@ -29,7 +29,7 @@ from .lora import add_lora, LORA_DEFAULTS
 from .train import TrainConfig, LibraTrainer
 from .inference import generate_reports
 
-# %% ../nbs/15a_standins.ipynb #c008
+# %% ../nbs/15a_standins.ipynb #64d58fc5
 @dataclass
 class DemoConfig:
     "Every setting of a demo run: cohort, model sizes, pre-training, the two Libra stages and decoding."
@@ -64,6 +64,7 @@ class DemoConfig:
     seed:int = 0                    # cohort, initialisation and data order
     threads:int = 2                 # torch CPU threads
 
+# %% ../nbs/15a_standins.ipynb #bc9dc421
 DEMO_SIZES = {
     'tiny':  dict(n_patients=12, max_studies=3, encoder_patients=4, encoder_epochs=1, lm_epochs=1, stage1_steps=3, stage2_steps=3,
                   batch_size=4, max_new_tokens=12, n_boot=50),
@@ -78,12 +79,13 @@ def demo_config(size:str='small', # 'tiny', 'small' or 'full'
     if size not in DEMO_SIZES: raise ValueError(f"size={size!r}: choose one of {list(DEMO_SIZES)}")
     return DemoConfig(**{**DEMO_SIZES[size], **kwargs})
 
-# %% ../nbs/15a_standins.ipynb #c011
+# %% ../nbs/15a_standins.ipynb #3aa064b1
 @dataclass
 class DemoData:
     "The cohort of a demo run, its Libra records per split and the ground-truth table."
     root:Path; records:dict; truth:pd.DataFrame; study_of:dict
 
+# %% ../nbs/15a_standins.ipynb #fdc463c9
 def demo_data(out_dir,        # folder for the cohort (created)
               cfg:DemoConfig, # the run's settings (cohort size, image size, seed, prompt context)
              ) -> DemoData:
@@ -99,12 +101,13 @@ def demo_data(out_dir,        # folder for the cohort (created)
     truth = pd.read_csv(co.ground_truth)
     return DemoData(root, records, truth, dict(zip(md.dicom_id, md.study_id)))
 
+# %% ../nbs/15a_standins.ipynb #1397fdf6
 def dummy_prior(records:list # Libra records, with or without a prior image
                ) -> list:
     "The records with only their current image: `LibraDataset` and the processor then use it as its own prior."
     return [dict(r, image=r['image'][:1]) for r in records]
 
-# %% ../nbs/15a_standins.ipynb #78ae5cd0
+# %% ../nbs/15a_standins.ipynb #c7cb0b62
 DIFFERENCE_QUESTION = "What has changed compared to the prior image?"  # Medical-Diff-VQA's question, with 'prior' for 'reference'
 _SAYS = {'new': 'is new', 'increased': 'has increased', 'decreased': 'has decreased', 'resolved': 'has resolved', 'stable': 'is unchanged'}
 
@@ -112,6 +115,7 @@ def _finding_name(f:str, loc:str) -> str:
     "How an answer names finding `f` at `loc`, e.g. 'left pleural effusion', 'endotracheal tube'."
     return loc if f == 'support_device' else 'cardiomegaly' if f == 'cardiomegaly' else f"{loc} {FINDINGS[f]['noun']}"
 
+# %% ../nbs/15a_standins.ipynb #daba8282
 def difference_questions(records:list, # Libra records; those whose study has a prior study get a question
                          data:DemoData, # the run's data (ground_truth.csv)
                         ) -> list:
@@ -127,13 +131,13 @@ def difference_questions(records:list, # Libra records; those whose study has a 
             dict(value=' '.join(said) or 'No finding in either image.', **{'from': 'gpt'})]))
     return out
 
-
-# %% ../nbs/15a_standins.ipynb #c015
+# %% ../nbs/15a_standins.ipynb #8fd3970f
 def demo_tokenizer(records:list,       # training records (their findings train the BPE)
                    vocab_size:int=512): # tokens in the vocabulary
     "A Llama-like BPE tokenizer trained on the findings of `records` (see `train_tiny_tokenizer`)."
     return train_tiny_tokenizer([r['conversations'][1]['value'] for r in records], vocab_size=vocab_size)
 
+# %% ../nbs/15a_standins.ipynb #149b14b6
 def _batches(n:int, bs:int, epochs:int, seed:int):
     "Shuffled index batches over `epochs` passes."
     g = torch.Generator().manual_seed(seed)
@@ -141,6 +145,7 @@ def _batches(n:int, bs:int, epochs:int, seed:int):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, bs): yield perm[i:i + bs]
 
+# %% ../nbs/15a_standins.ipynb #fa16ab2d
 def _fit(params, loss_fn, n:int, bs:int, epochs:int, lr:float, seed:int) -> list[float]:
     "AdamW with a one-cycle schedule over `epochs` passes of `loss_fn(index_batch)`; the loss per step."
     params = [p for p in params if p.requires_grad]
@@ -153,12 +158,13 @@ def _fit(params, loss_fn, n:int, bs:int, epochs:int, lr:float, seed:int) -> list
         losses.append(loss.item())
     return losses
 
-# %% ../nbs/15a_standins.ipynb #c016
+# %% ../nbs/15a_standins.ipynb #61639fc0
 def _sizes(truth:pd.DataFrame, study_ids) -> torch.Tensor:
     "`(n, 5)` sizes (0-1) of the five findings in each of `study_ids`, from a `ground_truth.csv` table."
     size = truth.pivot(index='study_id', columns='finding', values='size')[list(FINDINGS)]
     return torch.tensor(size.loc[list(study_ids)].to_numpy(), dtype=torch.float32)
 
+# %% ../nbs/15a_standins.ipynb #f4c18abf
 def _finding_sizes(data:DemoData, records:list) -> torch.Tensor:
     "`(n, 5)` ground-truth sizes of the findings of each record's current study."
     return _sizes(data.truth, [data.study_of[r['id']] for r in records])
@@ -174,6 +180,7 @@ def _encoder_images(data:DemoData, cfg:DemoConfig, image_processor) -> tuple[tor
     X2, Y2 = process_images(paths, image_processor, pad='train'), _sizes(pd.read_csv(co.ground_truth), md.study_id)
     return torch.cat([X, X2]), torch.cat([Y, Y2])
 
+# %% ../nbs/15a_standins.ipynb #6757b55f
 def pretrain_encoder(data:DemoData,    # the run's data (training split, validation split, ground truth)
                      cfg:DemoConfig,    # encoder sizes, `encoder_patients`, `encoder_epochs`, seed
                      image_processor,   # the RAD-DINO-style processor at the demo's image size
@@ -215,7 +222,7 @@ def demo_libra(encoder:nn.Module,  # the loaded vision encoder
     model = LibraForConditionalGeneration(config, vision_encoder=encoder, language_model=lm)
     return model, LibraProcessor(image_processor, tokenizer, pad_mode='train')
 
-# %% ../nbs/15a_standins.ipynb #c019
+# %% ../nbs/15a_standins.ipynb #c81fe0cf
 class PairCaptionProjector(nn.Module):
     "Throwaway projector of the LM pre-training: an MLP on each patch's concatenated current and prior last-layer features."
     def __init__(self, vision_hidden_size:int, # the encoder's width
@@ -228,6 +235,7 @@ class PairCaptionProjector(nn.Module):
         if prior is None: prior = current
         return self.proj(torch.cat([current.squeeze(1), prior.squeeze(1)], -1))
 
+# %% ../nbs/15a_standins.ipynb #34c5c607
 def _text_batch(records:list, tokenizer) -> dict:
     "A causal-LM batch of the records' conversations in the libra_v1 template with the `<image>` tag removed (answers are the labels)."
     strip = lambda v: v.replace(DEFAULT_IMAGE_TOKEN + '\n', '').replace(DEFAULT_IMAGE_TOKEN, '')
@@ -238,6 +246,7 @@ def _text_batch(records:list, tokenizer) -> dict:
     return dict(input_ids=pad([e['input_ids'] for e in enc], tokenizer.pad_token_id), labels=pad([e['labels'] for e in enc], IGNORE_INDEX),
                 attention_mask=pad([[1] * len(e['input_ids']) for e in enc], 0))
 
+# %% ../nbs/15a_standins.ipynb #290c7dcb
 def _pretrain_text_lm(lm:nn.Module, records:list, tokenizer, cfg:DemoConfig) -> tuple[nn.Module, pd.DataFrame]:
     "Language-model pre-training on the records' text only: the LM never sees an image (Libra starts from a text-only LLM)."
     lm.train()
@@ -245,6 +254,7 @@ def _pretrain_text_lm(lm:nn.Module, records:list, tokenizer, cfg:DemoConfig) -> 
                   len(records), 16, cfg.lm_epochs, 3e-3, cfg.seed)
     return lm.eval(), pd.DataFrame({'step': range(1, len(losses) + 1), 'loss': losses})
 
+# %% ../nbs/15a_standins.ipynb #81a8d888
 def pretrain_lm(records:list,       # training records
                 image_folder,       # the folder their image paths start from
                 encoder:nn.Module,  # the frozen encoder stand-in
@@ -271,12 +281,13 @@ def pretrain_lm(records:list,       # training records
                   lambda idx: captioner(**collate([items[i] for i in idx])).loss, len(items), 16, cfg.lm_epochs, 3e-3, cfg.seed)
     return lm.eval(), pd.DataFrame({'step': range(1, len(losses) + 1), 'loss': losses})
 
-# %% ../nbs/15a_standins.ipynb #c022
+# %% ../nbs/15a_standins.ipynb #76be01a9
 def _projector_name(model) -> str:
     "What the progress lines call the model's projector: 'the TAC' or e.g. 'the mlp2x_gelu projector'."
     pt = model.config.projector_type
     return 'the TAC' if pt == 'TAC' else f'the {pt} projector'
 
+# %% ../nbs/15a_standins.ipynb #32f9ca01
 def train_libra(model:LibraForConditionalGeneration, # a Libra model around the stand-ins (`demo_libra`)
                 processor:LibraProcessor,            # its processor
                 train_records:list,                  # training records (with or without a prior image)

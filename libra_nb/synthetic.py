@@ -27,7 +27,7 @@ __all__ = ['subject_dir', 'SyntheticCohort', 'make_cohort', 'plot_timeline', 'pl
 _all_ = ['FINDINGS', 'CHANGES', 'CHANGE_WORDS', 'change_label', 'simulate_patient', 'reference_priors', 'write_report',
          'Pose', 'Anatomy', 'render_frontal', 'render_lateral', 'region_mean']
 
-# %% ../nbs/05c_synthetic.ipynb #c048
+# %% ../nbs/05c_synthetic.ipynb #18cd0fa6
 def _dicom_id(rng): return '-'.join(f'{x:08x}' for x in rng.integers(0, 2**32, 5, dtype=np.uint64))
 
 def _study_time(hour:float) -> float:
@@ -35,11 +35,13 @@ def _study_time(hour:float) -> float:
     ms = int(round(hour * 3_600_000))
     return float(f'{ms // 3_600_000:02d}{ms // 60_000 % 60:02d}{ms % 60_000 / 1000:06.3f}')
 
+# %% ../nbs/05c_synthetic.ipynb #163da606
 def _size(rng, f, grade):
     "Size in 0..1 drawn for a grade (small 0.25-0.33, moderate 0.58-0.67, large 0.92-1; devices 1)."
     top = len(FINDINGS[f]['words']) - 1
     return 0. if grade == 0 else 1. if top == 1 else round(grade / top - rng.uniform(0, .08), 3)
 
+# %% ../nbs/05c_synthetic.ipynb #7a4c82c1
 def subject_dir(subject_id:int # e.g. 10000032
                ) -> str:
     "MIMIC's folder of a subject, e.g. 'files/p10/p10000032': the folder of its reports (`dataset.report_relpath`)."
@@ -79,13 +81,14 @@ def _write_patient(job):
                               finding=f, location=locs[f], grade=g, severity=FINDINGS[f]['words'][g], size=sizes[f], change=changes[f]))
     return meta, truth
 
-# %% ../nbs/05c_synthetic.ipynb #c053
+# %% ../nbs/05c_synthetic.ipynb #7dbd1da0
 def _split(rng, n, fracs):
     "Split labels for n patients, shuffled; validate and test get at least one patient each when n >= 3."
     n_val, n_test = (max(int(round(f * n)), int(n >= 3)) for f in fracs[1:])
     labels = np.array(['train'] * (n - n_val - n_test) + ['validate'] * n_val + ['test'] * n_test)
     return labels[rng.permutation(n)]
 
+# %% ../nbs/05c_synthetic.ipynb #3f8eb937
 @dataclass
 class SyntheticCohort:
     "Paths and counts of a cohort written by `make_cohort`."
@@ -129,13 +132,14 @@ def make_cohort(out_dir,                       # folder to write into (created i
     truth.assign(split=truth.subject_id.map(split)).to_csv(paths[2], index=False)
     return SyntheticCohort(root, *paths, n_patients=n_patients, n_studies=truth.study_id.nunique(), n_images=len(meta))
 
-# %% ../nbs/05c_synthetic.ipynb #c075
+# %% ../nbs/05c_synthetic.ipynb #fdd6e531
 def _most_changes(path, max_studies):
     "The subject whose first `max_studies` studies have the most new, increased, decreased or resolved findings."
     t = pd.read_csv(path).sort_values(['subject_id', 'StudyDate', 'StudyTime'])
     t = t[t.groupby('subject_id').study_id.transform(lambda s: s.isin(s.unique()[:max_studies]))]
     return t.change.isin(['new', 'increased', 'decreased', 'resolved']).groupby(t.subject_id).sum().idxmax()
 
+# %% ../nbs/05c_synthetic.ipynb #4f7cbf6b
 def plot_timeline(root,                 # folder written by `make_cohort`
                   subject_id:int=None,  # patient to show; default: the one with most changes in its first `max_studies` studies
                   max_studies:int=5,    # show at most this many studies

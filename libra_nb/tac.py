@@ -40,13 +40,14 @@ class SqueezeExcitation(nn.Module):
     def forward(self, x:torch.Tensor # input `(B, C, N, D)`
                ) -> torch.Tensor: return self.gate(x) * x
 
-# %% ../nbs/07_tac.ipynb #c010
+# %% ../nbs/07_tac.ipynb #5deded80
 def lfe_widths(num_layers:int # encoder layers stacked as channels
               ) -> list[int]:
     "Channel widths of the LFE: `num_layers`, halved twice (at least 1), then 1 (12 → [12, 6, 3, 1])."
     w1 = max(num_layers // 2, 1); w2 = max(w1 // 2, 1)
     return [num_layers, w1, w2, 1]
 
+# %% ../nbs/07_tac.ipynb #b3f3356e
 class LayerwiseFeatureExtractor(nn.Sequential):
     "Fuse a stack of encoder layers `(B, L, N, D)` into one map `(B, 1, N, D)`: [gate, 1x1 conv] x 3."
     def __init__(self, num_layers:int=12 # encoder layers stacked as channels (RAD-DINO: 12)
@@ -207,7 +208,7 @@ class TAC(TemporalFeatureFusion):
         self.mlp_final = nn.Sequential(nn.Linear(vision_hidden_size, H), nn.GELU(), nn.Linear(H, H), nn.GELU(),
                                        nn.Linear(H, H), nn.GELU(), nn.Linear(H, H))
 
-# %% ../nbs/07_tac.ipynb #c039
+# %% ../nbs/07_tac.ipynb #a57eb1ff
 @patch
 def _check_input(self:TAC, x:torch.Tensor, name:str):
     want = f"(B, {self.num_layers}, N, {self.vision_hidden_size})"
@@ -215,6 +216,7 @@ def _check_input(self:TAC, x:torch.Tensor, name:str):
         hint = " Use VisionTower(select_layer='all') so every encoder layer is stacked." if x.ndim == 4 and x.shape[1] == 1 else ""
         raise ValueError(f"TAC expects {name} features of shape {want} (all encoder layers, CLS removed), got {tuple(x.shape)}.{hint}")
 
+# %% ../nbs/07_tac.ipynb #7fcb5555
 @patch
 def forward(self:TAC,  # noqa: F811 (`@patch` adds it to TAC; ruff sees a second module-level `forward`)
             current:torch.Tensor,              # current image features `(B, L, N, D)`

@@ -89,7 +89,7 @@ def load_for_training(model_name_or_path=None,     # a libra_nb model folder or 
         model.mm_projector.load_state_dict(load_projector_state_dict(pretrain_mm_mlp_adapter))
     return model, processor
 
-# %% ../nbs/12d_train.ipynb #f33fa70c
+# %% ../nbs/12d_train.ipynb #90d9faf2
 def _hub_unreachable() -> str|None:
     "Why the Hugging Face hub cannot be reached (offline mode, or no answer to one request without retries); None when it answers."
     if hub_offline() or hf_constants.is_offline_mode(): return 'HF_HUB_OFFLINE is set'
@@ -97,12 +97,14 @@ def _hub_unreachable() -> str|None:
     except Exception as e: return f"no answer from {hf_constants.ENDPOINT}: {' '.join(str(e).split())[:150]}"
     return None
 
+# %% ../nbs/12d_train.ipynb #7759616b
 def _hub_id(name) -> bool:
     "True when `name` is not an existing path but has the form of a hub id ('owner/name')."
     if name is None or Path(name).exists(): return False
     try: validate_repo_id(str(name)); return True
     except HFValidationError: return False
 
+# %% ../nbs/12d_train.ipynb #a3a9695a
 def check_hub_models(models:dict # option -> hub id or local folder, e.g. {'--vision_tower': 'microsoft/rad-dino'}
                     ):
     "Fail at once, saying what to download, when a model is a hub id that is not cached and the hub cannot be reached (asked once)."
@@ -118,13 +120,14 @@ def check_hub_models(models:dict # option -> hub id or local folder, e.g. {'--vi
         hf_constants.HF_HUB_OFFLINE = True
         warnings.warn(f"The Hugging Face hub cannot be reached ({why}): using the cached {', '.join(hub.values())}, as HF_HUB_OFFLINE=1 would.")
 
-# %% ../nbs/12d_train.ipynb #x786931
+# %% ../nbs/12d_train.ipynb #62c6e3db
 CLI_OWN_OPTIONS = ('stage', 'output_dir', 'gradient_checkpointing', 'merge_lora', 'cpu')  # fields with an option of their own
 
 def _default_text(name:str) -> str:
     a, b = (getattr(TrainConfig.for_stage(s), name) for s in (1, 2))
     return f"default {a!r}" if a == b else f"default {a!r} in stage 1, {b!r} in stage 2"
 
+# %% ../nbs/12d_train.ipynb #c1f1729d
 def train_options() -> list[inspect.Parameter]:
     "`libra_nb_train`'s `TrainConfig` options: default None (the stage's value, or `--config`'s), the field's docment as help."
     hints, docs = get_type_hints(TrainConfig), docments(TrainConfig)
@@ -133,6 +136,7 @@ def train_options() -> list[inspect.Parameter]:
                               annotation=Param(f"{docs[f.name]} ({_default_text(f.name)})", base(hints[f.name])))
             for f in fields(TrainConfig) if f.name not in CLI_OWN_OPTIONS]
 
+# %% ../nbs/12d_train.ipynb #9881a018
 def with_train_options(f # a function taking `**options`
                       ):
     "Replace `f`'s `**options` by `train_options()` in its signature (for fastcore's parser and the docs); parameters documented '(required)' become required."
@@ -162,7 +166,7 @@ def cli_config(stage:int,               # 1 or 2
     file = json.loads(Path(config).read_text()) if config else {}
     return TrainConfig.for_stage(stage, **{**file, **given})
 
-# %% ../nbs/12d_train.ipynb #x18896a
+# %% ../nbs/12d_train.ipynb #4888d370
 def _label_counts(records:list, processor, max_length:int) -> tuple[list, int, int]:
     "Per record: labelled tokens left after truncation to `max_length` (None: no conversation); records truncated; labels cut."
     counts, truncated, cut = [], 0, 0
@@ -177,6 +181,7 @@ def _label_counts(records:list, processor, max_length:int) -> tuple[list, int, i
         counts.append(n_kept); truncated += len(ids) > max_length; cut += n_all - n_kept
     return counts, truncated, cut
 
+# %% ../nbs/12d_train.ipynb #60290b6f
 def check_training_data(dataset:LibraDataset, # a training or validation set
                         processor,            # the `LibraProcessor` (tokenizer and template) of the run
                         max_length:int,       # `TrainConfig.model_max_length`

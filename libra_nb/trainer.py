@@ -56,13 +56,14 @@ class TrainerState:
 class NonFiniteLoss(RuntimeError):
     "Raised when the loss or gradient norm is NaN/inf; training stops before the update."
 
-# %% ../nbs/12c_trainer.ipynb #xeaafc4
+# %% ../nbs/12c_trainer.ipynb #2a638f8f
 def tracker_name(report_to:str # 'auto', 'tensorboard', 'wandb', 'none', ...
                 ) -> str|None:
     "The accelerate tracker for `report_to` ('auto': TensorBoard when installed, else none)."
     if report_to == 'auto': return 'tensorboard' if is_tensorboard_available() else None
     return None if report_to in ('none', None, '') else report_to
 
+# %% ../nbs/12c_trainer.ipynb #6dbcbb8a
 def resolve_mixed_precision(cfg:TrainConfig # its `mixed_precision` and `cpu`
                            ) -> str|None:
     "'auto': the `accelerate launch` setting when launched, else bf16 on GPUs that have it, else 'no'."
@@ -70,6 +71,7 @@ def resolve_mixed_precision(cfg:TrainConfig # its `mixed_precision` and `cpu`
     if 'ACCELERATE_MIXED_PRECISION' in os.environ: return None  # None lets Accelerate read the launcher's choice
     return 'bf16' if not cfg.cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'no'
 
+# %% ../nbs/12c_trainer.ipynb #cc3f8289
 def make_accelerator(cfg:TrainConfig # the run's settings
                     ) -> Accelerator:
     "An `Accelerator` for `cfg` (mixed precision, accumulation, tracker); the launch config does the rest."
@@ -121,12 +123,13 @@ class LibraTrainer:
                                                                                for k, v in asdict(cfg).items()})
         if cfg.resume_from: self.resume(cfg.resume_from)
 
-# %% ../nbs/12c_trainer.ipynb #c031
+# %% ../nbs/12c_trainer.ipynb #b91d98ad
 @patch
 def _loader(self:LibraTrainer, ds, bs, sampler=None):
     return DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=self.collate_fn, generator=torch.Generator().manual_seed(self.cfg.seed),
                       **loader_options(self.cfg.dataloader_num_workers, pin_memory=not self.cfg.cpu and torch.cuda.is_available()))
 
+# %% ../nbs/12c_trainer.ipynb #0ea8920f
 @patch
 def _total_steps(self:LibraTrainer, max_steps:int, num_train_epochs:float) -> int:
     return max_steps if max_steps > 0 else math.ceil(num_train_epochs * self.steps_per_epoch)
@@ -139,7 +142,7 @@ def _enable_gradient_checkpointing(self:LibraTrainer):
     if hasattr(m, 'activation_checkpointing_enable'): m.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
     else: m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)  # transformers < 5
 
-# %% ../nbs/12c_trainer.ipynb #x50a0c9
+# %% ../nbs/12c_trainer.ipynb #086d8a37
 def _trainable_names(model:nn.Module) -> set[str]:
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
@@ -150,6 +153,7 @@ def _keep_trainables(self:LibraTrainer, models, weights, output_dir):
         keep = _trainable_names(m)
         for k in [k for k in w if k not in keep]: del w[k]
 
+# %% ../nbs/12c_trainer.ipynb #0551d981
 @patch
 def _check_trainables(self:LibraTrainer, models, input_dir):
     f = Path(input_dir)/'model.safetensors'
@@ -319,7 +323,7 @@ class InTrainingMetrics:
         "Corpus scores (x100) of the gathered texts."
         return nlg_scores(preds, refs, metrics=self.metrics)
 
-# %% ../nbs/12c_trainer.ipynb #c043
+# %% ../nbs/12c_trainer.ipynb #23bd54f5
 @patch
 def _run_shape(self:LibraTrainer) -> dict:
     "What fixes the meaning of a data position: a resume must have the same."
@@ -327,6 +331,7 @@ def _run_shape(self:LibraTrainer) -> dict:
             'gradient_accumulation_steps': self.accelerator.gradient_accumulation_steps, 'num_processes': self.accelerator.num_processes,
             'group_by_length': self.cfg.group_by_length}
 
+# %% ../nbs/12c_trainer.ipynb #075b9690
 @patch
 def _write_or_raise(self:LibraTrainer, write:Callable, target:Path, tmp:Path, main_only:bool=False):
     "Run `write()` (on the main process only if `main_only`); if it failed on any process, every process raises `write_error`."
@@ -339,6 +344,7 @@ def _write_or_raise(self:LibraTrainer, write:Callable, target:Path, tmp:Path, ma
     if failed.item():
         raise write_error(err, target, self.cfg.output_dir, self.cfg.save_total_limit, tmp if acc.is_main_process else None) from err
 
+# %% ../nbs/12c_trainer.ipynb #3a572cd5
 @patch
 def save_checkpoint(self:LibraTrainer) -> Path:
     "Write `output_dir/checkpoint-<step>` atomically; returns its path. A failed write (a full disk) raises `CheckpointError`."
@@ -354,7 +360,7 @@ def save_checkpoint(self:LibraTrainer) -> Path:
     self._callback('save')
     return final
 
-# %% ../nbs/12c_trainer.ipynb #x695752
+# %% ../nbs/12c_trainer.ipynb #1de5f844
 @patch
 def _check_run_shape(self:LibraTrainer, path:Path, saved:dict):
     old = {**{k: saved.get('train_config', {}).get(k) for k in ('per_device_train_batch_size', 'gradient_accumulation_steps')},
@@ -364,6 +370,7 @@ def _check_run_shape(self:LibraTrainer, path:Path, saved:dict):
         f"Cannot resume from {path}: {', '.join(diff)} (checkpoint -> this run). Its data position (epoch {saved.get('epoch')}, "
         f"batch {saved.get('batch_in_epoch')}) means other samples now; resume with the checkpoint's values or start afresh.")
 
+# %% ../nbs/12c_trainer.ipynb #b073c386
 @patch
 def _load_schedule(self:LibraTrainer, path:Path, step:int):
     "The saved schedule state, then the lr at `step` of this run's length (a resume may change `max_steps`), in the optimiser too."
@@ -371,6 +378,7 @@ def _load_schedule(self:LibraTrainer, path:Path, step:int):
     with warnings.catch_warnings():  # the cosine schedule is a function of the step and the run's length: put it there
         warnings.simplefilter('ignore'); self.scheduler.last_epoch = step - 1; self.scheduler.step()
 
+# %% ../nbs/12c_trainer.ipynb #35a55e0b
 @patch
 def _announce_resume(self:LibraTrainer, path:Path, saved:dict):
     tc, st = saved.get('train_config', {}), self.state
@@ -380,6 +388,7 @@ def _announce_resume(self:LibraTrainer, path:Path, saved:dict):
     msg = f"Resumed from {path} at step {st.global_step} of {self.max_steps} (epoch {st.epoch}, batch {st.batch_in_epoch}){new}"
     self.accelerator.print(msg); logging.getLogger(__name__).info(msg)
 
+# %% ../nbs/12c_trainer.ipynb #a724b241
 @patch
 def resume(self:LibraTrainer, path # a `checkpoint-N` folder, or 'latest'
           ) -> Path|None:

@@ -57,7 +57,7 @@ class VisionTower(nn.Module):
     @property
     def dtype(self) -> torch.dtype: return next(self.vision_tower.parameters()).dtype
 
-# %% ../nbs/06_vision.ipynb #c013
+# %% ../nbs/06_vision.ipynb #5032cabe
 @patch
 def _select_tokens(self:VisionTower, h:torch.Tensor, n_patches:int) -> torch.Tensor:
     n_special = h.shape[-2] - n_patches
@@ -65,6 +65,7 @@ def _select_tokens(self:VisionTower, h:torch.Tensor, n_patches:int) -> torch.Ten
     if n_special < 1: raise ValueError(f"{type(self.vision_tower).__name__} has no CLS token: use select_feature='patch'")
     return torch.cat([h[..., :1, :], h[..., n_special:, :]], -2)
 
+# %% ../nbs/06_vision.ipynb #e7049a19
 @patch
 @torch.no_grad()
 def forward(self:VisionTower,

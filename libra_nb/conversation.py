@@ -189,46 +189,53 @@ _LLAVA_MED = ("You are LLaVA-Med, a large language and vision assistant trained 
     "Follow the instructions carefully and explain your answers in detail")
 _LLAVA_MED_V1 = (" when necessary. However, if a question is simple and can be answered with a single word (e.g., yes or "
                  "no), please provide only a succinct response without additional explanation.\n")
+_CHATML_HELPFUL = "<|im_start|>system\nYou are a helpful AI assistant."
+_CHATML_MPT = ("<|im_start|>system\nA conversation between a user and an LLM-based AI assistant. The assistant gives "
+               "helpful and honest answers.")
+_CHATML_DIRECT = "<|im_start|>system\nAnswer the questions."
+_PHI3_HELPFUL = "<|system|>\nYou are a helpful AI assistant."
+_PHI4_PRETRAIN, _PHI4_FINETUNE = "<|system|>\n" + _V15_PRETRAIN, "<|system|>\n" + _V15_FINETUNE
+_MAIRA_2 = ("You are an expert radiology assistant tasked with interpreting a chest X-ray study. "
+            "Given the current frontal image only.")
+_HELLO = [("USER", "Hi!"), ("ASSISTANT", "Hi there!  How can I help you today?\n")]
 
 # %% ../nbs/08_conversation.ipynb #xae08b8
 def _conv(system, roles, style, sep, sep2=None, version='Unknown', messages=()):
     return Conversation(system, tuple(roles), SeparatorStyle[style], sep, sep2, version, [list(m) for m in messages])
 
-_UA, _HA, _S = ("USER", "ASSISTANT"), ("Human", "Assistant"), "</s>"
-_IM, _PHI = ("<|im_start|>user\n", "<|im_start|>assistant\n"), ("\n<|user|>\n", "\n<|assistant|>\n")
-_vicuna_v1, _mistral = _conv(_VICUNA.format("user"), _UA, 'TWO', " ", _S, "v1"), _conv("", _UA, 'MISTRAL', "", _S, "llama_v2")
-conv_templates = {
-    'default': libra_v1,
-    'v0': _conv(_VICUNA.format("human"), _HA, 'SINGLE', "###", messages=_V0_EXAMPLE),
-    'v1': _vicuna_v1, 'vicuna_v1': _vicuna_v1,
-    'plain': _conv("", ("", ""), 'PLAIN', "\n"),
-    'libra_v0': _conv(_VICUNA.format("human"), _UA, 'TWO', " ", _S, "v1"),
-    'libra_v1': libra_v1,
-    'libra_v1.5_pretrain': _conv(_V15_PRETRAIN, _UA, 'TWO', " ", _S, "v1"),
-    'libra_v1.5_finetune': _conv(_V15_FINETUNE, _UA, 'TWO', " ", _S, "v1"),
-    'libra_v1.5_phi4_pretrain': _conv("<|system|>\n" + _V15_PRETRAIN, _PHI, 'PHI3', "<|endoftext|>", version="phi3"),
-    'libra_v1.5_phi4_finetune': _conv("<|system|>\n" + _V15_FINETUNE, _PHI, 'PHI3', "<|endoftext|>", version="phi3"),
-    'libra_v0_mmtag': _conv(_MMTAG, _HA, 'SINGLE', "###", version="v0_mmtag"),
-    'libra_v1_mmtag': _conv(_MMTAG, _UA, 'TWO', " ", _S, "v1_mmtag"),
-    'llama_2': _conv(_LLAMA_2, _UA, 'LLAMA_2', "<s>", _S, "llama_v2"),
-    'libra_llama_2': _conv(LIBRA_LLAMA_PREAMBLE, _UA, 'LLAMA_2', "<s>", _S, "llama_v2"),
-    'llama_3': _conv(_LLAMA_2, _UA, 'LLAMA_3', "<|begin_of_text|>", "<|eot_id|>", "llama_v3"),
-    'libra_llama_3': libra_llama_3,
-    'qwen': _conv("<|im_start|>system\nYou are a helpful AI assistant.", ("<|im_start|>user", "<|im_start|>assistant"),
-                  'QWEN', "<|im_end|>", version="qwen"),
-    'mpt': _conv("<|im_start|>system\nA conversation between a user and an LLM-based AI assistant. The assistant gives "
-                 "helpful and honest answers.", _IM, 'MPT', "<|im_end|>", version="mpt"),
-    'conv_gemma': _conv("", ("<start_of_turn>user\n", "<start_of_turn>model\n"), 'GEMMA', "<end_of_turn>\n", version="gemma"),
-    'conv_phi3': _conv("<|system|>\nYou are a helpful AI assistant.", _PHI, 'PHI3', "<|end|>", version="phi3"),
-    'mistral_instruct': _mistral,
-    'mistral_direct': _conv("<|im_start|>system\nAnswer the questions.", _IM, 'MPT', "<|im_end|>", version="mpt"),
-    'llava_med_v1.5_mistral_7b': _mistral,
-    'llava_med_v1.5_mistral_7b_v0': _conv(_LLAVA_MED + ".\n", _UA, 'MISTRAL', "", _S, "llama_v2",
-                                          [("USER", "Hi!"), ("ASSISTANT", "Hi there!  How can I help you today?\n")]),
-    'llava_med_v1.5_mistral_7b_v1': _conv(_LLAVA_MED + _LLAVA_MED_V1, _UA, 'MISTRAL', "", _S, "llama_v2"),
-    'maira_2': _conv("You are an expert radiology assistant tasked with interpreting a chest X-ray study. "
-                     "Given the current frontal image only.", _UA, 'TWO', " ", _S, "v1"),
-}
+_UA, _HA, _NO, _S = ("USER", "ASSISTANT"), ("Human", "Assistant"), ("", ""), "</s>"
+_IM, _QW = ("<|im_start|>user\n", "<|im_start|>assistant\n"), ("<|im_start|>user", "<|im_start|>assistant")
+_PHI, _GEM = ("\n<|user|>\n", "\n<|assistant|>\n"), ("<start_of_turn>user\n", "<start_of_turn>model\n")
+
+# %% ../nbs/08_conversation.ipynb #x
+_MODES = [  # name, system text, (user, assistant) roles, separator style, sep, sep2, version
+    ('v0',                           _VICUNA.format("human"), _HA,  'SINGLE',  "###",             None,         "Unknown"),
+    ('v1',                           _VICUNA.format("user"),  _UA,  'TWO',     " ",               _S,           "v1"),
+    ('vicuna_v1',                    _VICUNA.format("user"),  _UA,  'TWO',     " ",               _S,           "v1"),
+    ('plain',                        "",                      _NO,  'PLAIN',   "\n",              None,         "Unknown"),
+    ('libra_v0',                     _VICUNA.format("human"), _UA,  'TWO',     " ",               _S,           "v1"),
+    ('libra_v1.5_pretrain',          _V15_PRETRAIN,           _UA,  'TWO',     " ",               _S,           "v1"),
+    ('libra_v1.5_finetune',          _V15_FINETUNE,           _UA,  'TWO',     " ",               _S,           "v1"),
+    ('libra_v1.5_phi4_pretrain',     _PHI4_PRETRAIN,          _PHI, 'PHI3',    "<|endoftext|>",   None,         "phi3"),
+    ('libra_v1.5_phi4_finetune',     _PHI4_FINETUNE,          _PHI, 'PHI3',    "<|endoftext|>",   None,         "phi3"),
+    ('libra_v0_mmtag',               _MMTAG,                  _HA,  'SINGLE',  "###",             None,         "v0_mmtag"),
+    ('libra_v1_mmtag',               _MMTAG,                  _UA,  'TWO',     " ",               _S,           "v1_mmtag"),
+    ('llama_2',                      _LLAMA_2,                _UA,  'LLAMA_2', "<s>",             _S,           "llama_v2"),
+    ('libra_llama_2',                LIBRA_LLAMA_PREAMBLE,    _UA,  'LLAMA_2', "<s>",             _S,           "llama_v2"),
+    ('llama_3',                      _LLAMA_2,                _UA,  'LLAMA_3', "<|begin_of_text|>", "<|eot_id|>", "llama_v3"),
+    ('qwen',                         _CHATML_HELPFUL,         _QW,  'QWEN',    "<|im_end|>",      None,         "qwen"),
+    ('mpt',                          _CHATML_MPT,             _IM,  'MPT',     "<|im_end|>",      None,         "mpt"),
+    ('conv_gemma',                   "",                      _GEM, 'GEMMA',   "<end_of_turn>\n", None,         "gemma"),
+    ('conv_phi3',                    _PHI3_HELPFUL,           _PHI, 'PHI3',    "<|end|>",         None,         "phi3"),
+    ('mistral_instruct',             "",                      _UA,  'MISTRAL', "",                _S,           "llama_v2"),
+    ('mistral_direct',               _CHATML_DIRECT,          _IM,  'MPT',     "<|im_end|>",      None,         "mpt"),
+    ('llava_med_v1.5_mistral_7b',    "",                      _UA,  'MISTRAL', "",                _S,           "llama_v2"),
+    ('llava_med_v1.5_mistral_7b_v0', _LLAVA_MED + ".\n",      _UA,  'MISTRAL', "",                _S,           "llama_v2"),
+    ('llava_med_v1.5_mistral_7b_v1', _LLAVA_MED + _LLAVA_MED_V1, _UA, 'MISTRAL', "",              _S,           "llama_v2"),
+    ('maira_2',                      _MAIRA_2,                _UA,  'TWO',     " ",               _S,           "v1")]
+_EXAMPLE_TURNS = {'v0': _V0_EXAMPLE, 'llava_med_v1.5_mistral_7b_v0': _HELLO}  # the turns these two templates open with
+conv_templates = {'default': libra_v1, 'libra_v1': libra_v1, 'libra_llama_3': libra_llama_3,
+                  **{name: _conv(*row, messages=_EXAMPLE_TURNS.get(name, ())) for name, *row in _MODES}}
 
 # %% ../nbs/08_conversation.ipynb #xb88812
 def get_template(name:str|Conversation='libra_v1' # a registered name, or a `Conversation` to copy

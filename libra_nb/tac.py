@@ -144,9 +144,10 @@ def plot_prior_drift(power:float=8,  # exponent of the prior weight
 # %% ../nbs/07_tac.ipynb #xb10bee
 def prior_weight_explorer():
     "Interactive sliders (ipywidgets) over the power `p` and the drift of a synthetic prior."
-    from ipywidgets import interact, FloatSlider, IntSlider, fixed
-    return interact(plot_prior_drift, power=IntSlider(value=8, min=1, max=16, step=1, description='power p'),
-                    drift=FloatSlider(value=.3, min=0, max=1, step=.05, description='drift t'), n=fixed(37), d=fixed(48), seed=fixed(0))
+    from ipywidgets import interact, FloatSlider, IntSlider
+    def draw(power, drift): plot_prior_drift(power, drift)  # returns None: `interact` would show a returned figure a second time
+    return interact(draw, power=IntSlider(value=8, min=1, max=16, step=1, description='power p'),
+                    drift=FloatSlider(value=.3, min=0, max=1, step=.05, description='drift t'))
 
 # %% ../nbs/07_tac.ipynb #c029
 class TemporalFeatureFusion(nn.Module):
@@ -296,18 +297,18 @@ def build_projector(projector_type:str,      # 'TAC', 'linear' or 'mlp{N}x_gelu'
 # %% ../nbs/07_tac.ipynb #c060
 def plot_lfe_gates(diag:dict, # diagnostics from `TAC(..., return_diagnostics=True)`
                    sample:int=0): # which sample of the batch to show
-    "Bar plots of the LFE gates (per block) and of the effective weight of each encoder layer, current vs prior."
+    "Bar plots of the LFE gates (per block) and of the effective weight of each encoder layer (1 = first block), current vs prior."
     import matplotlib.pyplot as plt
-    g, a = diag['lfe_gates'], diag['layer_weights']
-    panels = [(f"gates of LFE.{2*i} ({len(gc[sample])} ch.)", gc[sample], gp[sample]) for i, (gc, gp) in enumerate(zip(g['current'], g['prior']))]
-    panels.append(("effective weight of each layer", a['current'][sample], a['prior'][sample]))
+    g, a, layer = diag['lfe_gates'], diag['layer_weights'], 'encoder layer (1 = first block)'
+    panels = [(f"gates of LFE.{2*i} ({len(gc[sample])} ch.)", layer if i == 0 else 'channel', gc[sample], gp[sample])
+              for i, (gc, gp) in enumerate(zip(g['current'], g['prior']))]  # LFE.0 gates the encoder layers themselves
+    panels.append(("effective weight of each layer", layer, a['current'][sample], a['prior'][sample]))
     fig, axs = plt.subplots(1, 4, figsize=(12, 2.8), gridspec_kw=dict(width_ratios=[4, 2.2, 1.5, 4]))
-    for ax, (title, c, p) in zip(axs, panels):
-        x = torch.arange(len(c))
-        ax.bar(x - .2, c.float().cpu(), .4, label='current'); ax.bar(x + .2, p.float().cpu(), .4, label='prior')
-        ax.set(title=title, xticks=x, xticklabels=[str(int(i) + 1) for i in x] if 'layer' in title else [str(int(i)) for i in x])
-        ax.tick_params(labelsize=7); ax.title.set_fontsize(9)
-    axs[-1].set_xlabel('encoder layer', fontsize=8); axs[0].set_ylabel('gate (0..1)', fontsize=8); axs[0].legend(fontsize=7)
+    for ax, (title, xlabel, c, p) in zip(axs, panels):
+        x = list(range(1, len(c) + 1))
+        ax.bar([i - .2 for i in x], c.float().cpu(), .4, label='current'); ax.bar([i + .2 for i in x], p.float().cpu(), .4, label='prior')
+        ax.set(xticks=x, xticklabels=[str(i) for i in x]); ax.set_title(title, fontsize=9); ax.set_xlabel(xlabel, fontsize=8); ax.tick_params(labelsize=7)
+    axs[0].set_ylabel('gate (0..1)', fontsize=8); axs[-1].set_ylabel('weight', fontsize=8); axs[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -71,12 +71,12 @@ class TrainConfig:
             raise ValueError("projector_lr is a stage-2 option (train the TAC beside LoRA); stage 1 trains the TAC at learning_rate")
 
 # %% ../nbs/12a_stages.ipynb #x5b6d04
-PAPER_STAGES = {1: dict(num_train_epochs=1, save_steps=20000), 2: dict(num_train_epochs=3, save_steps=2000)}  # spec §d
+PAPER_STAGES = {1: dict(num_train_epochs=1, save_steps=20000), 2: dict(num_train_epochs=3, save_steps=2000)}  # the reference's pretrain.sh and finetune_lora.sh
 
 @patch(cls_method=True)
 def for_stage(cls:TrainConfig, stage:int, # 1 (TAC alignment) or 2 (LoRA)
               **kwargs): # any `TrainConfig` field, overriding the paper's value
-    "The paper's settings for `stage` (spec §d), with `kwargs` overriding any field."
+    "The paper's settings for `stage` (the reference's training scripts), with `kwargs` overriding any field."
     if stage not in PAPER_STAGES: raise ValueError(f"stage must be 1 or 2, got {stage!r}")
     return cls(stage=stage, **{**PAPER_STAGES[stage], **kwargs})
 

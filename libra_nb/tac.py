@@ -145,7 +145,7 @@ def plot_prior_drift(power:float=8,  # exponent of the prior weight
 def prior_weight_explorer():
     "Interactive sliders (ipywidgets) over the power `p` and the drift of a synthetic prior."
     from ipywidgets import interact, FloatSlider, IntSlider
-    def draw(power, drift): plot_prior_drift(power, drift)  # returns None: `interact` would show a returned figure a second time
+    def draw(power, drift): plot_prior_drift(power, drift)  # returns None: interact would show a returned figure again
     return interact(draw, power=IntSlider(value=8, min=1, max=16, step=1, description='power p'),
                     drift=FloatSlider(value=.3, min=0, max=1, step=.05, description='drift t'))
 

@@ -17,8 +17,9 @@ from .tac import TAC
 from .inference import DECODING_PRESETS, libra_eval, load_model
 
 # %% auto #0
-__all__ = ['NO_PRIOR_NOTE', 'DEMO_MODEL', 'MAX_UPLOAD', 'read_upload', 'findings_and_diagnostics', 'attention_overlay',
-           'analyse_study', 'find_model', 'gradio_module', 'build_app', 'libra_nb_app']
+__all__ = ['ATTENTION_RANGE', 'NO_PRIOR_NOTE', 'DEMO_MODEL', 'MAX_UPLOAD', 'read_upload', 'findings_and_diagnostics',
+           'attention_ratio', 'attention_overlay', 'analyse_study', 'find_model', 'gradio_module', 'build_app',
+           'libra_nb_app']
 
 # %% ../nbs/16_app.ipynb #a008
 def read_upload(src,                  # the uploaded file's path (or bytes, or a PIL image)
@@ -50,26 +51,74 @@ def findings_and_diagnostics(model, processor, # a loaded Libra model and its pr
     with torch.no_grad(): diag = model.mm_projector(*(a[:1] for a in seen[0]), return_diagnostics=True)[1]  # beams: one copy
     return text, diag
 
-# %% ../nbs/16_app.ipynb #a020
+# %% ../nbs/16_app.ipynb #x
+ATTENTION_RANGE = 4  # the overlay's colour scale: 1/4 to 4 times uniform attention (log scale), clipped beyond
+
+def attention_ratio(attn:torch.Tensor, # TAC cross-attention `(N, N + 1)` or `(1, N, N + 1)`
+                   ) -> tuple[torch.Tensor, float]:
+    "Attention each prior patch receives (mean over the current's patches) over uniform 1/N, as a `(g, g)` grid; and the bias key's share."
+    a = attn.float().cpu().reshape(-1, attn.shape[-1]).mean(0)  # (N + 1,): the prior patches, then the bias key
+    n = len(a) - 1; g = math.isqrt(n)
+    if g * g != n: raise ValueError(f"attention_overlay needs a square patch grid, got N={n} prior patches")
+    return (a[:-1] * n).reshape(g, g), float(a[-1])
+
+# %% ../nbs/16_app.ipynb #x
+def _heat_rgba(t:np.ndarray) -> np.ndarray:
+    "RGBA bytes of log-ratios scaled to -1..1: red above uniform, blue below, clear at uniform."
+    rgba = colormaps['coolwarm']((t + 1) / 2); rgba[..., 3] = .75 * np.abs(t)
+    return np.uint8(np.round(rgba * 255))
+
+def _heat(ratio:torch.Tensor, size:int) -> Image.Image:
+    "The RGBA heat map of a ratio grid at `size` x `size` pixels, on the fixed log scale."
+    t = (ratio.clamp(1 / ATTENTION_RANGE, ATTENTION_RANGE).log2() / math.log2(ATTENTION_RANGE)).numpy()  # -1..1
+    t = np.asarray(Image.fromarray(t.astype(np.float32), 'F').resize((size, size), Image.NEAREST))  # one block per patch
+    return Image.fromarray(_heat_rgba(t), 'RGBA')
+
+# %% ../nbs/16_app.ipynb #x
+def _wrap(text:str, font, width:int) -> list[str]:
+    "`text` in lines that fit `width` pixels in `font`."
+    lines = ['']
+    for w in text.split():
+        if not lines[-1] or font.getlength(f"{lines[-1]} {w}") <= width: lines[-1] = f"{lines[-1]} {w}".strip()
+        else: lines.append(w)
+    return lines
+
+# %% ../nbs/16_app.ipynb #x
+def _scale_strip(size:int, font, bias:float) -> Image.Image:
+    "Under the panels: the colour bar (as it looks over mid-grey) with its ticks, and a caption saying what is shown."
+    W, fs, R, k = 2 * size + 8, font.size, ATTENTION_RANGE, math.log2(ATTENTION_RANGE)
+    caption = _wrap(f"Over the prior: the attention each prior patch receives from the current image (mean over its patches "
+                    f"and the heads) relative to uniform (1/N), log scale, clipped to 1/{R}x..{R}x; clear = uniform. "
+                    f"The learned bias key takes {bias:.0%}.", font, W - 8)
+    out = Image.new('RGB', (W, (len(caption) + 2) * (fs + 4) + 8), 'white'); d = ImageDraw.Draw(out)
+    x0, x1 = size + 8 + 2 * fs, W - 2 * fs
+    bar = Image.fromarray(_heat_rgba(np.tile(np.linspace(-1, 1, x1 - x0), (fs, 1))), 'RGBA')
+    out.paste(Image.alpha_composite(Image.new('RGBA', bar.size, (128, 128, 128, 255)), bar), (x0, 4))
+    d.text((x0 - 6, 4 + fs / 2), "attention / uniform", fill='black', font=font, anchor='rm')
+    for e in range(-round(k), round(k) + 1):
+        x = x0 + (x1 - x0) * (e / k + 1) / 2
+        d.line([(x, 4 + fs), (x, 7 + fs)], fill='black')
+        d.text((x, 8 + fs), f"{2 ** e}x" if e >= 0 else f"1/{2 ** -e}x", fill='black', font=font, anchor='mt')
+    for i, line in enumerate(caption): d.text((4, (i + 2) * (fs + 4) + 6), line, fill='black', font=font)
+    return out
+
+# %% ../nbs/16_app.ipynb #x
 def attention_overlay(attn:torch.Tensor,    # TAC cross-attention `(N, N + 1)` or `(1, N, N + 1)`
                       current:Image.Image,  # the current image, as loaded
                       prior:Image.Image,    # the prior image, as loaded
                       fill=(0, 0, 0),       # padding colour of the square, e.g. `inference_pad_fill(processor.image_processor)`
                       size:int=320,         # side of each panel in pixels
                      ) -> Image.Image:
-    "Current and prior side by side; over the prior, the attention its patches receive from the current image's."
-    a = attn.float().cpu().reshape(-1, attn.shape[-1])[:, :-1].mean(0)  # (N,), without the bias key
-    g = math.isqrt(len(a))
-    if g * g != len(a): raise ValueError(f"attention_overlay needs a square patch grid, got N={len(a)} prior patches")
-    a = (a - a.min()) / (a.max() - a.min() + 1e-12)
-    heat = np.asarray(Image.fromarray(np.uint8(a.reshape(g, g).numpy() * 255)).resize((size, size), Image.BILINEAR)) / 255
-    rgba = colormaps['autumn'](heat); rgba[..., 3] = .65 * heat  # transparent where the current image does not look
+    "Current and prior side by side; over the prior, the attention its patches receive relative to uniform, with the scale."
+    ratio, bias = attention_ratio(attn)
     panel = lambda im: expand_to_square(im.convert('RGB'), fill).resize((size, size), Image.BILINEAR)
-    out = Image.new('RGB', (2 * size + 8, size), 'white')
-    out.paste(panel(current), (0, 0))
-    out.paste(Image.alpha_composite(panel(prior).convert('RGBA'), Image.fromarray(np.uint8(rgba * 255))).convert('RGB'), (size + 8, 0))
-    d, font = ImageDraw.Draw(out), ImageFont.load_default(size=max(size // 22, 10))
-    for x, label in ((4, "current"), (size + 12, "prior, under the current's attention")):
+    font = ImageFont.load_default(size=max(size // 22, 10))
+    strip = _scale_strip(size, font, bias)
+    out = Image.new('RGB', (2 * size + 8, size + strip.height), 'white')
+    out.paste(panel(current), (0, 0)); out.paste(strip, (0, size))
+    out.paste(Image.alpha_composite(panel(prior).convert('RGBA'), _heat(ratio, size)).convert('RGB'), (size + 8, 0))
+    d = ImageDraw.Draw(out)
+    for x, label in ((4, "current"), (size + 12, "prior (colour: attention)")):
         d.text((x, size - 4), label, fill='white', font=font, anchor='ld', stroke_width=2, stroke_fill='black')
     return out
 
@@ -125,6 +174,8 @@ def gradio_module():
     except ImportError as e: raise RuntimeError("The app needs Gradio: pip install -e \".[app]\" (or pip install gradio).") from e
     return gradio
 
+def _weight_text(w:float|None) -> str: return '–' if w is None else f"{w:.4f}"  # the page's box: a dash until a run
+
 def _preset_label(name:str) -> str:
     return f"{name}: " + ', '.join(f"{k}={v}" for k, v in DECODING_PRESETS[name].items() if k != 'max_new_tokens')
 
@@ -138,7 +189,7 @@ def build_app(model, processor,       # a loaded Libra model and its processor (
     def read(current, prior, query, preset, max_new_tokens):
         try: r = analyse_study(model, processor, current, prior, query, preset, max_new_tokens)
         except (ValueError, OSError) as e: raise gr.Error(str(e), duration=None, print_exception=False) from e  # stays until closed
-        return r['findings'], r['prior_weight'], r['overlay'], r['note']
+        return r['findings'], _weight_text(r['prior_weight']), r['overlay'], r['note']
     name = model.config.name_or_path or 'Libra'
     with gr.Blocks(title=f"Libra: {Path(str(name)).name}", analytics_enabled=False) as app:
         gr.Markdown(f"## Libra: findings from a chest X-ray and its prior\nModel `{name}`. Research use only, not for diagnosis.")
@@ -155,8 +206,8 @@ def build_app(model, processor,       # a loaded Libra model and its processor (
                 button = gr.Button("Read the study", variant="primary", elem_id="read")
             with gr.Column():
                 findings = gr.Textbox(label="findings", lines=6, elem_id="findings")
-                weight = gr.Number(label="prior weight ((cos+1)/2)^8", precision=4, elem_id="weight")
-                overlay = gr.Image(label="cross-attention of the current image over the prior (TAC)", type="pil", elem_id="overlay")
+                weight = gr.Textbox(_weight_text(None), label="prior weight ((cos+1)/2)^8", interactive=False, elem_id="weight")
+                overlay = gr.Image(label="where the current image looks in the prior (TAC cross-attention, relative to uniform)", type="pil", elem_id="overlay")
                 note = gr.Markdown(elem_id="note")
         button.click(read, [current, prior, query, preset, max_new], [findings, weight, overlay, note],
                      api_name="read_study", concurrency_limit=concurrency_limit)

@@ -2,7 +2,8 @@
 
 nbdev 2's `nbdev_readme` needs the quarto binary, which cannot be installed on the CI machines.
 This writes the same content (markdown cells as they are, visible code cells as fenced Python,
-text outputs when the notebook holds them). Where quarto exists, `nbdev_readme` is the canonical path.
+text outputs when the notebook holds them; figures are left out, and links to `images/` point to `nbs/images/`).
+Where quarto exists, `nbdev_readme` is the canonical path.
 Usage: `python tools/nb2readme.py [--check]` (`--check` exits 1 when README.md is out of date).
 """
 import json, re, sys
@@ -24,6 +25,7 @@ def render(nb_path=root/'nbs'/'index.ipynb'):
         elif body:
             parts.append(f'```python\n{body}\n```')
             for out in cell.get('outputs', []):
+                if any(k.startswith('image/') for k in out.get('data', {})): continue  # a figure: its text is only `<Figure ...>`
                 text = out.get('text') or out.get('data', {}).get('text/plain')
                 if text: parts.append('    ' + ''.join(text).rstrip('\n').replace('\n', '\n    '))
     return '\n\n'.join(parts) + '\n'

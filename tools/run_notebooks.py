@@ -1,8 +1,8 @@
 """Execute notebooks and save their outputs, reproducibly, so the book and the docs site show results.
 
 Each notebook runs in a fresh process, cell by cell (the cells `nbdev_test` runs: `#| eval: false` and the flags of
-settings.ini's `tst_flags` are skipped), with fixed seeds, progress bars off, warnings filtered, figures as JPEG.
-Saved outputs are scrubbed of machine paths and memory addresses, stderr streams are dropped, large PNGs become JPEG,
+settings.ini's `tst_flags` are skipped), with fixed seeds, progress bars off, log lines below errors off, figures as JPEG.
+Saved outputs are scrubbed of machine paths and memory addresses, stderr streams (warnings) are dropped, large PNGs become JPEG,
 and the notebook is cleaned the way `nbdev_clean` does. A notebook whose cell fails is left untouched.
 
     python tools/run_notebooks.py                       # every notebook in nbs/
@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
 SKIP_FLAGS = {'notest', 'slow', 'cuda'}
 PRELUDE = """
-import os, random, warnings, logging
-warnings.filterwarnings('ignore')
+import os, random, logging
 logging.disable(logging.WARNING)
 random.seed(0)
 import numpy as np; np.random.seed(0)
@@ -32,7 +31,7 @@ set_matplotlib_formats('jpeg')
 import pandas as pd; pd.set_option('display.width', 120); pd.set_option('display.max_columns', 20)
 """
 ENV = dict(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TQDM_DISABLE='1', PYTHONHASHSEED='0', HF_HUB_DISABLE_PROGRESS_BARS='1',
-           TOKENIZERS_PARALLELISM='false', PYTHONWARNINGS='ignore', MPLBACKEND='module://matplotlib_inline.backend_inline')
+           TOKENIZERS_PARALLELISM='false', MPLBACKEND='module://matplotlib_inline.backend_inline')
 
 def _scrubbers() -> list[tuple[re.Pattern, str]]:
     "Patterns of machine-specific text in outputs and what replaces them."
@@ -92,6 +91,7 @@ def run_one(path:Path) -> int:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == 'code': cell.outputs = []
         if skipped(cell): continue
+        sh._cell_idx = i
         outs = sh.run(cell.source)
         if sh.exc:
             print(f"{path.name}: cell {i} failed, notebook left as it was:\n{sh.prettytb(fname=path)}"); return 1

@@ -19,9 +19,9 @@ from .standins import DemoData, dummy_prior
 # %% auto #0
 __all__ = ['DEMO_METRICS', 'ARMS', 'GOAL_METRICS', 'METRIC_NAMES', 'PROBE_CHANGES', 'stated_changes', 'change_table',
            'change_accuracy', 'change_confusion', 'score_findings', 'oracle_findings', 'ablation_table',
-           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'goal_verdict', 'plot_losses', 'plot_examples',
-           'prior_weights', 'plot_prior_weights', 'probe_records', 'change_labels', 'fit_probe', 'probe_accuracy',
-           'size_features', 'pair_features', 'chain_probes', 'change_accuracy_by_change']
+           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'goal_verdict', 'plot_losses', 'example_studies',
+           'studies', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'probe_records', 'change_labels',
+           'fit_probe', 'probe_accuracy', 'size_features', 'pair_features', 'chain_probes', 'change_accuracy_by_change']
 
 # %% ../nbs/15b_ablation.ipynb #c028
 _MENTIONS = {f: ('cardiomegaly', 'heart', 'cardiomediastinal') if f == 'cardiomegaly' else
@@ -165,7 +165,7 @@ METRIC_NAMES = {'BLEU1': 'BLEU-1', 'BLEU4': 'BLEU-4', 'ROUGE-L': 'ROUGE-L', 'Tem
 
 def goal_verdict(res:dict # a run's `ablation_tests` (`tests`), ceilings (`ceilings`), `ablation_table` (`table`) and preset (`size`)
                 ) -> tuple[bool, str]:
-    """Issue 21's goal for one run, and a sentence saying whether it is met.
+    """The demo's goal for one run, and a sentence saying whether it is met.
 
     `small` (and `tiny`): real prior minus dummy prior positive with a 95% CI excluding 0, on temporal F1 and on change-word accuracy.
     `full` (per seed; the goal asks it of 3 seeds): each difference at least half the perfect readers' gap, CI
@@ -213,7 +213,32 @@ def _disagreement(texts:list[str]) -> int:
     words = [set(x.lower().split()) for x in texts]
     return len(set.union(*words) - set.intersection(*words))
 
-# %% ../nbs/15b_ablation.ipynb #bf829bf6
+# %% ../nbs/15b_ablation.ipynb #x
+_MOVED = ['new', 'increased', 'decreased', 'resolved']  # the true changes an example should show
+
+def example_studies(records:list,               # test records
+                    texts:dict[str, list[str]],  # system name -> its findings per record
+                    data:DemoData,               # the run's data (which studies changed)
+                    n:int=3,                     # studies to pick
+                   ) -> tuple[list[int], bool]:
+    "The `n` studies with a prior and a true change where the systems' texts differ most (and True); without any, the `n` of all studies (and False)."
+    truth = data.truth.set_index('study_id')
+    moved = lambda r: truth.loc[[data.study_of[r['id']]]].change.isin(_MOVED).any()
+    pool = [i for i, r in enumerate(records) if len(r['image']) == 2 and moved(r)]
+    idx = sorted(pool or range(len(records)), key=lambda i: -_disagreement([v[i] for v in texts.values()]))[:n]  # stable: ties keep the test order
+    return idx, bool(pool)
+
+# %% ../nbs/15b_ablation.ipynb #x
+def studies(n:int, what:str='test') -> str:
+    "'1 test study', '3 test studies'."
+    return f"{n} {what} stud{'y' if n == 1 else 'ies'}"
+
+def _examples_title(n:int, moved:bool) -> str:
+    "The title of `plot_examples`: how many studies it shows, and which."
+    if not moved: return f"{studies(n)} (the test split has no study with a prior and a true change)"
+    return f"{studies(n)} with a prior and a true change, {'the one' if n == 1 else 'those'} where the systems' texts differ most"
+
+# %% ../nbs/15b_ablation.ipynb #x
 def plot_examples(records:list,               # test records
                   texts:dict[str, list[str]],  # system name -> its findings per record
                   image_folder,                # the folder the records' image paths start from
@@ -221,23 +246,22 @@ def plot_examples(records:list,               # test records
                   n:int=3,                     # studies to show
                   width:int=80,                # characters per text line
                  ):
-    "Current and prior film of the `n` test studies with a prior and a change where the systems' texts differ most, with each text and the reference."
+    "Current and prior film of the `example_studies`, with each system's text and the reference."
     import matplotlib.pyplot as plt
-    truth = data.truth.set_index('study_id')
-    moved = lambda r: truth.loc[[data.study_of[r['id']]]].change.isin(['new', 'increased', 'decreased', 'resolved']).any()
-    pool = [i for i, r in enumerate(records) if len(r['image']) == 2 and moved(r)] or list(range(len(records)))
-    idx = sorted(pool, key=lambda i: -_disagreement([v[i] for v in texts.values()]))[:n]  # stable: ties keep the test order
+    idx, moved = example_studies(records, texts, data, n)
     bodies = ['\n'.join(textwrap.fill(b, width) for b in [f"{k}: {v[i]}" for k, v in texts.items()] +
                          [f"reference: {records[i]['conversations'][1]['value']}"]) for i in idx]
     heights = [max(2.4, 0.2 * (b.count('\n') + 1)) for b in bodies]
     fig, axs = plt.subplots(len(idx), 3, figsize=(12.5, sum(heights) + 0.6), squeeze=False,
                             gridspec_kw=dict(width_ratios=[1, 1, 3.6], height_ratios=heights))
     for row, i, body in zip(axs, idx, bodies):
-        r = records[i]
-        for ax, p, t in zip(row[:2], [r['image'][0], r['image'][-1]], ['current', 'prior']):
-            ax.imshow(Image.open(Path(image_folder)/p), cmap='gray'); ax.set_title(t, fontsize=11); ax.axis('off')
+        ims = records[i]['image']
+        for ax, p, t in zip(row[:2], [ims[0], ims[1] if len(ims) == 2 else None], ['current', 'prior']):
+            if p: ax.imshow(Image.open(Path(image_folder)/p), cmap='gray')
+            else: ax.text(.5, .5, 'no prior study', ha='center', va='center', fontsize=10)  # never the current film twice
+            ax.set_title(t, fontsize=11); ax.axis('off')
         row[2].text(0, 1, body, va='top', fontsize=10, family='monospace'); row[2].axis('off')
-    fig.suptitle(f"{len(idx)} test studies with a prior and a true change, those where the systems' texts differ most", fontsize=12)
+    fig.suptitle(_examples_title(len(idx), moved), fontsize=12)
     fig.tight_layout()
     return fig
 

@@ -1,7 +1,7 @@
 """Execute notebooks and save their outputs, reproducibly, so the book and the docs site show results.
 
 Each notebook runs in a fresh process, cell by cell (the cells `nbdev_test` runs: `#| eval: false` and the flags of
-settings.ini's `tst_flags` are skipped), with fixed seeds, progress bars off, log lines below errors off, figures as JPEG.
+settings.ini's `tst_flags` are skipped), with fixed seeds, progress bars off, figures as JPEG.
 Saved outputs are scrubbed of machine paths and memory addresses, stderr streams (warnings) are dropped, large PNGs become JPEG,
 and the notebook is cleaned the way `nbdev_clean` does. A notebook whose cell fails is left untouched.
 
@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
 SKIP_FLAGS = {'notest', 'slow', 'cuda'}
 PRELUDE = """
-import os, random, logging
-logging.disable(logging.WARNING)
+import os, random
 random.seed(0)
 import numpy as np; np.random.seed(0)
 try:

@@ -5,7 +5,7 @@
 # %% ../nbs/15c_demo.ipynb #x4e2398
 from __future__ import annotations
 import copy, json, sys, time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import matplotlib, pandas as pd, torch
 from transformers import AutoTokenizer, AutoModelForCausalLM
@@ -13,13 +13,14 @@ from fastcore.script import call_parse
 from .core import one_line_errors
 
 # %% auto #0
-__all__ = ['ARM_NAMES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'generate_command', 'evaluate_command', 'train_command', 'run_demo',
-           'demo_report', 'libra_nb_demo', 'DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data',
-           'dummy_prior', 'demo_tokenizer', 'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm',
-           'train_libra', 'prior_sensitivity', 'generate_findings', 'stated_changes', 'change_table', 'change_accuracy',
-           'change_confusion', 'DEMO_METRICS', 'score_findings', 'oracle_findings', 'ARMS', 'ablation_table',
-           'ablation_systems', 'ablation_markdown', 'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights',
-           'plot_prior_weights', 'GOAL_METRICS', 'METRIC_NAMES', 'goal_verdict']
+__all__ = ['ARM_NAMES', 'REPORT_NOTES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'NOTHING_TO_COUNT', 'generate_command',
+           'evaluate_command', 'train_command', 'DemoResult', 'run_demo', 'demo_report', 'libra_nb_demo', 'DemoConfig',
+           'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer', 'pretrain_encoder',
+           'demo_libra', 'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings',
+           'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS', 'score_findings',
+           'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
+           'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'GOAL_METRICS', 'METRIC_NAMES',
+           'goal_verdict']
 
 # %% ../nbs/15c_demo.ipynb #x0bf2d0
 from .core import hyphen_to_underscore
@@ -31,7 +32,7 @@ from .standins import (DemoConfig, DEMO_SIZES, demo_config, DemoData, demo_data,
                               demo_libra, PairCaptionProjector, pretrain_lm, difference_questions, train_libra, prior_sensitivity, generate_findings)
 from .ablation import (stated_changes, change_table, change_accuracy, change_confusion, DEMO_METRICS, score_findings,
                               oracle_findings, ARMS, ablation_table, ablation_systems, ablation_markdown, ablation_tests,
-                              plot_losses, plot_examples, prior_weights, plot_prior_weights,
+                              plot_losses, plot_examples, example_studies, studies, prior_weights, plot_prior_weights,
                               chain_probes, change_accuracy_by_change, GOAL_METRICS, METRIC_NAMES, goal_verdict)
 
 # %% ../nbs/15c_demo.ipynb #x79587e
@@ -134,16 +135,17 @@ def _write_table(df:pd.DataFrame, path:Path):
     path.with_suffix('.md').write_text((df if flat else df.reset_index()).round(2).to_markdown(index=flat) + '\n')
 
 # %% ../nbs/15c_demo.ipynb #aaa82275
-def _write_results(out:Path, res:dict, models:dict, proc:LibraProcessor, data:DemoData):
-    "The tables, the predictions and the figures of a run, in `out`."
+def _write_results(out:Path, res:DemoResult, models:dict, proc:LibraProcessor, data:DemoData):
+    "The tables, the predictions and the figures of a run, in `out` (and `res.examples`, the studies of `examples.png`)."
     import matplotlib.pyplot as plt
-    test, texts = data.records['test'], res['texts']
-    for name, key in (('metrics', 'table'), ('paired_tests', 'tests'), ('prior_sensitivity', 'sensitivity'), ('ceilings', 'ceilings'),
-                      ('probes', 'probes'), ('change_accuracy_by_change', 'by_change')):
-        _write_table(res[key], out/name)
+    test, texts = data.records['test'], res.texts
+    for name, df in (('metrics', res.table), ('paired_tests', res.tests), ('prior_sensitivity', res.sensitivity), ('ceilings', res.ceilings),
+                     ('probes', res.probes), ('change_accuracy_by_change', res.by_change)):
+        _write_table(df, out/name)
     with open(out/'predictions.jsonl', 'w') as f:
         for i, r in enumerate(test): f.write(json.dumps(dict(id=r['id'], reference=r['conversations'][1]['value'], **{k: v[i] for k, v in texts.items()})) + '\n')
-    figs = {'losses': plot_losses(res['pretrain'], res['stages']), 'examples': plot_examples(test, texts, data.root, data),
+    res.examples = example_studies(test, texts, data)
+    figs = {'losses': plot_losses(res.pretrain, res.stages), 'examples': plot_examples(test, texts, data.root, data),
             'prior_weights': plot_prior_weights(prior_weights(models['real'], proc, test, data.root),
                                                 prior_weights(models['real'], proc, dummy_prior(test), data.root))}
     for k, fig in figs.items(): fig.savefig(out/f'{k}.png', dpi=90, bbox_inches='tight'); plt.close(fig)
@@ -200,13 +202,57 @@ def train_command(out, # the results folder of a run
            f"--vision_tower {out/'parts'/'encoder'} --language_model {out/'parts'/'lm'} --output_dir {od/f'stage{stage}'} --cpu")
     return cmd + (f" --pretrain_mm_mlp_adapter {od/'stage1'/'mm_projector.safetensors'}" if stage == 2 else '')
 
-# %% ../nbs/15c_demo.ipynb #x312170
+# %% ../nbs/15c_demo.ipynb #x
+@dataclass
+class DemoResult:
+    "What `run_demo` returns: the run's settings, tables, texts and models (`res.table`; `res['table']` reads it too)."
+    config:DemoConfig          # the run's settings
+    size:str                   # its preset of `DEMO_SIZES`
+    table:pd.DataFrame         # `ablation_table`: every metric of every system with its bootstrap 95% CI
+    tests:pd.DataFrame         # `ablation_tests`: real prior minus each other system
+    ceilings:pd.DataFrame      # the perfect readers' `ablation_table` (`oracle_findings`)
+    confusion:dict             # system -> true against stated change (`change_confusion`)
+    by_change:pd.DataFrame     # change-word accuracy per true change (`change_accuracy_by_change`), one row per system
+    scores:dict                # system -> its `ReportScores`
+    texts:dict                 # system -> its findings of each test study
+    sensitivity:pd.DataFrame   # `prior_sensitivity` of each arm
+    probes:pd.DataFrame        # `chain_probes`
+    pretrain:dict              # the stand-ins' pre-training logs
+    stages:dict                # arm -> {1: stage-1 log, 2: stage-2 log}
+    n_test:int                 # test studies
+    n_test_with_prior:int      # test studies with a prior image
+    times:dict                 # phase -> seconds
+    examples:tuple = ([], True) # `example_studies`: the test studies of `examples.png`, and whether they have a prior and a change
+    models:dict = field(default_factory=dict)        # arm -> its trained model
+    model_folders:dict = field(default_factory=dict) # arm -> its saved model folder
+    part_folders:dict = field(default_factory=dict)  # 'encoder' / 'lm' -> the saved starting parts
+
+    def __getitem__(self, k): return getattr(self, k)  # `res['table']`, as `benchmarks/demo.py` reads a run
+    def get(self, k, default=None): return getattr(self, k, default)  # as `goal_verdict` reads a run or a dict
+    @property
+    def plumbing_only(self) -> bool: return self.size == 'tiny'  # 3 steps per stage: its numbers mean nothing
+
+# %% ../nbs/15c_demo.ipynb #x
+def _diagnose(models:dict, proc:LibraProcessor, data:DemoData, cfg:DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Each arm's validation loss with shuffled images and with prior := current (`prior_sensitivity`), and the `chain_probes`."
+    _say('validation loss of both arms with shuffled images and with prior := current ...')
+    sensitivity = pd.DataFrame({arm: prior_sensitivity(m, proc, _validation(data, cfg), data.root) for arm, m in models.items()}).T
+    _say('probing each link: change labels from the encoder features and from the TAC outputs ...')
+    return sensitivity.rename_axis('trained with'), chain_probes(models, proc, data)
+
+def _write_run_files(out:Path, res:DemoResult, vision_tower:str|None, llm:str|None):
+    "`config.json`, `timings.json` and `REPORT.md` of a finished run."
+    (out/'config.json').write_text(json.dumps(dict(asdict(res.config), size=res.size, vision_tower=vision_tower, llm=llm), indent=1))
+    (out/'timings.json').write_text(json.dumps(res.times, indent=1))
+    (out/'REPORT.md').write_text(demo_report(res, out))
+
+# %% ../nbs/15c_demo.ipynb #x
 def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` and `runs/` are replaced)
              size:str='small',          # preset of `DEMO_SIZES`
              vision_tower:str|None=None,# hub id / folder of a real encoder (skips the encoder pre-training)
              llm:str|None=None,         # hub id / folder of a real causal LM (skips the LM pre-training)
              **kwargs                   # `DemoConfig` overrides
-            ) -> dict:
+            ) -> DemoResult:
     "Cohort → pairs → Libra JSON → stand-ins → stage 1 → stage 2 → generation → evaluation, real vs dummy prior; writes `out_dir`."
     matplotlib.use('Agg')  # figures go to files
     cfg, out, times, t0 = demo_config(size, **kwargs), Path(out_dir), {}, time.perf_counter()
@@ -218,65 +264,43 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     pre = {}
     parts = _starting_parts(data, cfg, vision_tower, llm, pre); tick('pre-training stand-ins')
     models, stages, proc = _train_arms(data, cfg, parts, out, tick, own_dummy_lm=cfg.strict_dummy and llm is None)
-    _say('validation loss of both arms with shuffled images and with prior := current ...')
-    sensitivity = pd.DataFrame({arm: prior_sensitivity(m, proc, _validation(data, cfg), data.root) for arm, m in models.items()}).T.rename_axis('trained with')
-    _say('probing each link: change labels from the encoder features and from the TAC outputs ...')
-    probes = chain_probes(models, proc, data); tick('probes')
+    sensitivity, probes = _diagnose(models, proc, data, cfg); tick('probes')
     texts = _generate_arms(models, proc, data, cfg); tick('generation')
     test = data.records['test']
-    res = dict(config=cfg, size=size, **_evaluate(texts, data, cfg), texts=texts, times=times, pretrain=pre, stages=stages, sensitivity=sensitivity, probes=probes,
-               n_test=len(test), n_test_with_prior=sum(len(r['image']) == 2 for r in test))
+    res = DemoResult(cfg, size, **_evaluate(texts, data, cfg), texts=texts, sensitivity=sensitivity, probes=probes, pretrain=pre, stages=stages,
+                     n_test=len(test), n_test_with_prior=sum(len(r['image']) == 2 for r in test), times=times)
     _say('scoring (bootstrap CIs, paired tests, ceilings) and drawing the figures ...')
     _write_results(out, res, models, proc, data); tick('evaluation + figures')
-    res.update(models=models, model_folders=_save_models(models, proc, data, out), part_folders=_save_parts(parts, out))
+    res.models, res.model_folders, res.part_folders = models, _save_models(models, proc, data, out), _save_parts(parts, out)
     tick('saving the models')
     times['total'] = round(time.perf_counter() - t0, 1)
-    (out/'config.json').write_text(json.dumps(dict(asdict(cfg), size=size, vision_tower=vision_tower, llm=llm), indent=1))
-    (out/'timings.json').write_text(json.dumps(times, indent=1))
-    (out/'REPORT.md').write_text(demo_report(res, out))
+    _write_run_files(out, res, vision_tower, llm)
     return res
 
+# %% ../nbs/15c_demo.ipynb #x
+REPORT_NOTES = dict(
+    metrics="""Each cell: the system's score on the test studies (0 to 100) and its bootstrap 95% CI. Temporal F1 scores the words that
+describe change over time (the paper's temporal entity score); change-word accuracy is the share of findings present in
+the current or the prior study whose stated change (new / increased / decreased / resolved / stable / not mentioned)
+matches `cohort/ground_truth.csv`.""",
+    tests="""Each row: the real-prior model's score minus the other system's, on the same test studies; the CI and p-value come from
+a paired bootstrap over studies. A CI that excludes 0 is a difference this test set can resolve.""",
+    variance="""The bootstrap CIs resample test studies only; they do not include training variance (retraining
+with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.""",
+    confusion="""Counts of findings: a row is the true change of a finding, a column the change the system's text states; a model that
+reads its prior puts its counts on the diagonal.""",
+    probes="""A probe is a logistic regression fitted on the training studies with a prior (`chain_probes`); each cell is its accuracy
+(%) on the test findings present in the current or prior study, the measure of change-word accuracy. A link that carries
+the prior keeps the gap between both films and the current film only; where the gap closes, the chain breaks there.""",
+    ceilings="""The first reader states every true change; the second sees only the current film and guesses the change most frequent at
+each finding's grade. The difference is the most a model can gain from the prior on this cohort.""",
+    sensitivity="""The validation loss of each trained model with the right image pairs, with the images shuffled across studies, and with
+the prior replaced by the current image. A loss that rises when the images are shuffled shows that the model reads its
+images; one that rises when the prior is replaced shows that it uses the prior (the dummy-prior model, which never saw
+a real prior, should barely change there).""",
+)  # what to read in each table of REPORT.md
 
-# %% ../nbs/15c_demo.ipynb #3ca06f53
-def _ceiling_lines(ceilings:pd.DataFrame) -> str:
-    "The two oracles' temporal F1 and change accuracy, and the gap between them."
-    both, cur = ablation_systems(ceilings)
-    m = ['Temporal_entity_score', 'Change_accuracy']
-    rows = '\n'.join(f"| {METRIC_NAMES[k]} | {ceilings.loc[k, both]:.1f} | {ceilings.loc[k, cur]:.1f} | {ceilings.loc[k, both] - ceilings.loc[k, cur]:+.1f} |" for k in m)
-    return f"| metric | {both} | {cur} | difference |\n|---|---|---|---|\n{rows}"
-
-# %% ../nbs/15c_demo.ipynb #f9891c89
-def _encoder_line(pretrain:dict) -> str:
-    "Validation R² of the encoder stand-in per finding, when it was pre-trained here."
-    r2 = next((log.attrs['validation_r2'] for log in pretrain.values() if 'validation_r2' in log.attrs), None)
-    return '' if r2 is None else '\nEncoder stand-in, validation R² of finding sizes: ' + ', '.join(f'{k} {v:.2f}' for k, v in r2.items()) + '.\n'
-
-# %% ../nbs/15c_demo.ipynb #7ab78fea
-def _blind_arms(sensitivity:pd.DataFrame, tol:float=1e-3) -> list[str]:
-    "Arms whose validation loss does not rise when the images are shuffled across the batch: they do not read their images."
-    return [arm for arm, row in sensitivity.iterrows() if row['images shuffled'] - row['real pairs'] < tol]
-
-def _setup_lines(res:dict) -> str:
-    "The cohort, model, training and decoding of a run, in two sentences."
-    cfg = res['config']
-    decoding = 'greedy decoding' if cfg.num_beams == 1 else f'beam search, {cfg.num_beams} beams'
-    return (f"Synthetic cohort: {cfg.n_patients} patients; {res['n_test']} test studies ({res['n_test_with_prior']} with a prior).\n"
-            f"Model: Dinov2 encoder ({cfg.image_size} px, patch {cfg.patch_size}, width {cfg.vision_hidden}, {cfg.vision_layers} layers) + TAC +\n"
-            f"{cfg.lm_layers}-layer LM (width {cfg.lm_hidden}); stage 1 {cfg.stage1_steps} steps (TAC), stage 2 {cfg.stage2_steps} steps "
-            f"(LoRA r={cfg.lora_r}), batch {cfg.batch_size}; {decoding}.")
-
-# %% ../nbs/15c_demo.ipynb #1b78e8cb
-def _confusion_lines(confusion:dict) -> str:
-    "Each arm's confusion table under its name."
-    return '\n'.join(f'**{arm}**\n\n{cm.to_markdown()}\n' for arm, cm in confusion.items())
-
-def _blind_warnings(sensitivity:pd.DataFrame) -> str:
-    "A warning paragraph for each arm that does not read its images."
-    return ''.join(f"\n**Warning: the {ARM_NAMES.get(arm, arm)} model does not read its images** (validation loss with shuffled images within 0.001 "
-                   "of the right pairs): its training failed, so the comparison above says nothing about the prior; rerun with another "
-                   "`--seed`.\n" for arm in _blind_arms(sensitivity))
-
-# %% ../nbs/15c_demo.ipynb #fd1236bd
+# %% ../nbs/15c_demo.ipynb #x
 SYSTEMS_TEXT = """The systems compared:
 - **real prior**: trained and tested with each study's real prior image (the earlier film of the same patient).
 - **dummy prior**: trained and tested with a *dummy prior*: the current image repeated in the prior's place (what Libra
@@ -286,32 +310,6 @@ SYSTEMS_TEXT = """The systems compared:
   current image's last encoder layer through a two-layer MLP) in place of the TAC, trained by the same two stages on the
   same records: what the TAC adds beyond a model that sees one image."""
 
-def _tests_lines(tests:pd.DataFrame) -> str:
-    "The paired tests as a markdown table with the comparisons and the metrics in words."
-    rows = '\n'.join(f"| {comp.replace(' - ', ' minus ')} | {METRIC_NAMES[m]} | {r['real prior']:.1f} | {r.other:.1f} | {r.delta:+.1f} | "
-                     f"{r.low:+.1f} to {r.high:+.1f} | {r.p_value:.3f} |" for (comp, m), r in tests.iterrows())
-    return ("| comparison | metric | real prior | other system | difference | 95% CI | p |\n|---|---|---|---|---|---|---|\n" + rows)
-
-# %% ../nbs/15c_demo.ipynb #d93d95aa
-def _sensitivity_lines(sensitivity:pd.DataFrame) -> str:
-    "The prior-sensitivity table with its rows and columns in words."
-    cols = {'real pairs': 'right image pairs', 'images shuffled': 'images shuffled across studies', 'prior := current': 'prior replaced by the current image'}
-    return sensitivity.rename(index=lambda a: ARM_NAMES.get(a, a), columns=cols).rename_axis('model').round(4).to_markdown()
-
-# %% ../nbs/15c_demo.ipynb #213b224e
-def _reuse_lines(out, cfg:DemoConfig) -> str:
-    "How to generate with the saved models."
-    same = ('the same decoding as the tables above' if cfg.num_beams == 1 else
-            f'greedy decoding, while the tables above used beam search with {cfg.num_beams} beams, so its texts can differ from `predictions.jsonl`')
-    return (f"Each arm is saved as a complete model folder (encoder, TAC, LM with the LoRA update merged, tokenizer, processor): "
-            f"`runs/real/model`, `runs/dummy/model` (and `runs/current/model`, the current-only projector). This command writes the real-prior model's findings for the test studies "
-            f"({same}), and the next one scores them against the test references:\n\n```sh\n{generate_command(out, cfg)}\n{evaluate_command(out)}\n```\n\nIn Python: `model, processor = libra_nb.inference.load_model(\"{Path(out)/'runs'/'real'/'model'}\")`.\n\n"
-            f"To train a Libra of your own from the same starting parts (`parts/encoder`: the encoder stand-in with its image "
-            f"processor; `parts/lm`: the LM stand-in with its tokenizer), stage 1 and then stage 2:\n\n```sh\n"
-            f"{train_command(out, 1)}\n{train_command(out, 2)}\n```\n\nThe stage-2 folder holds a LoRA adapter; "
-            f"`libra_nb_generate` reads it as it is.")
-
-# %% ../nbs/15c_demo.ipynb #9254aca0
 FIGURES_TEXT = """## Figures
 
 ![losses](losses.png)
@@ -320,111 +318,162 @@ Training loss of the pre-training of the stand-ins and of stages 1 and 2 of each
 
 ![examples](examples.png)
 
-Three test studies with a prior and a true change (new, increased, decreased or resolved), chosen where the systems' texts
-differ most (the most words that some systems write and others do not): the current and the prior film, each system's
-text and the reference.
+{examples}
 
 ![prior weights](prior_weights.png)
 
 The TAC's prior weight ((cos+1)/2)^8 of each test study, from the similarity of the current and the prior film. The spike
 at 1.0 is the studies with no prior: their prior is the current image itself (cosine 1, weight 1); with a dummy prior every
-study sits there.
-"""
+study sits there."""
 
-def _probe_lines(res:dict) -> str:
-    "The chain probes and the text's change-word accuracy per true change, with what to read in them."
-    p = res['probes']
+# %% ../nbs/15c_demo.ipynb #x
+def _setup_lines(res:DemoResult) -> str:
+    "The cohort, model, training and decoding of a run, in two sentences."
+    cfg = res.config
+    decoding = 'greedy decoding' if cfg.num_beams == 1 else f'beam search, {cfg.num_beams} beams'
+    return (f"Synthetic cohort: {cfg.n_patients} patients; {studies(res.n_test)} ({res.n_test_with_prior} with a prior).\n"
+            f"Model: Dinov2 encoder ({cfg.image_size} px, patch {cfg.patch_size}, width {cfg.vision_hidden}, {cfg.vision_layers} layers) + TAC +\n"
+            f"{cfg.lm_layers}-layer LM (width {cfg.lm_hidden}); stage 1 {cfg.stage1_steps} steps (TAC), stage 2 {cfg.stage2_steps} steps "
+            f"(LoRA r={cfg.lora_r}), batch {cfg.batch_size}; {decoding}.")
+
+def _head_section(res:DemoResult) -> str:
+    "Title, a plumbing-check notice for the `tiny` preset, and the setup."
+    cfg = res.config
+    tiny = (f"**A plumbing check, not a result.** The `tiny` preset runs every step on {cfg.n_patients} patients with "
+            f"{cfg.stage1_steps} + {cfg.stage2_steps} optimiser steps (stages 1 and 2), so its numbers mean nothing; "
+            "`libra_nb_demo --size small` gives the demo's result.\n\n") if res.plumbing_only else ''
+    return f"# libra_nb demo report\n\n{tiny}{_setup_lines(res)}"
+
+# %% ../nbs/15c_demo.ipynb #x
+def _metrics_section(res:DemoResult) -> str:
+    "Every metric of every system with its CI."
+    return (f"## Metrics (score [bootstrap 95% CI], n = {studies(res.n_test)})\n\n"
+            f"{ablation_markdown(res.table.rename(index=METRIC_NAMES))}\n\n{REPORT_NOTES['metrics']}")
+
+def _tests_lines(tests:pd.DataFrame) -> str:
+    "The paired tests as a markdown table with the comparisons and the metrics in words."
+    rows = '\n'.join(f"| {comp.replace(' - ', ' minus ')} | {METRIC_NAMES[m]} | {r['real prior']:.1f} | {r.other:.1f} | {r.delta:+.1f} | "
+                     f"{r.low:+.1f} to {r.high:+.1f} | {r.p_value:.3f} |" for (comp, m), r in tests.iterrows())
+    return ("| comparison | metric | real prior | other system | difference | 95% CI | p |\n|---|---|---|---|---|---|---|\n" + rows)
+
+def _tests_section(res:DemoResult) -> str:
+    "The paired tests, the verdict on the goal and what the CIs leave out."
+    return (f"## Paired tests (real prior minus the other system)\n\n{_tests_lines(res.tests)}\n\n{REPORT_NOTES['tests']}\n\n"
+            f"**{goal_verdict(res)[1]}**\n\n{REPORT_NOTES['variance']}")
+
+# %% ../nbs/15c_demo.ipynb #x
+NOTHING_TO_COUNT = "Not enough studies: no test study has a prior, so there is no change to count or to probe (n = 0)."
+
+def _confusion_section(res:DemoResult) -> str:
+    "Each arm's confusion table under its name."
+    head = "## How the arms err: true change (rows) against stated change (columns), test studies with a prior\n\n"
+    if not sum(cm.to_numpy().sum() for cm in res.confusion.values()): return head + NOTHING_TO_COUNT
+    return head + '\n\n'.join(f'**{arm}**\n\n{cm.to_markdown()}' for arm, cm in res.confusion.items()) + f"\n\n{REPORT_NOTES['confusion']}"
+
+# %% ../nbs/15c_demo.ipynb #x
+def _probe_gaps(p:pd.DataFrame) -> str:
+    "What the prior adds at each link: the probe accuracy with both films minus that with the current film only."
     gap = lambda a, b: p.loc[a, 'all'] - p.loc[b, 'all']
-    return (f"{p.round(1).to_markdown()}\n\nWhat the prior adds at each link (probe accuracy, both films minus current film only): "
+    return ("What the prior adds at each link (probe accuracy, both films minus current film only): "
             f"perfect perception {gap('perfect perception, both films', 'perfect perception, current film only'):+.1f}, "
             f"encoder {gap('encoder, both films', 'encoder, current film only'):+.1f}, "
             f"TAC of the real-prior arm {gap('TAC, real-prior arm, real pairs', 'TAC, real-prior arm, prior := current'):+.1f} "
             f"(real pairs minus prior := current), TAC real-prior arm minus dummy-prior arm "
             f"{gap('TAC, real-prior arm, real pairs', 'TAC, dummy-prior arm'):+.1f}"
             + (f"; the current-only projector's output {p.loc['current-only projector', 'all']:.1f} against the TAC's "
-               f"{p.loc['TAC, real-prior arm, real pairs', 'all']:.1f}" if 'current-only projector' in p.index else '')
-            + f".\n\nThe text, change-word accuracy (%) per true "
-            f"change:\n\n{res['by_change'].round(1).to_markdown()}")
+               f"{p.loc['TAC, real-prior arm, real pairs', 'all']:.1f}" if 'current-only projector' in p.index else '') + ".")
 
-# %% ../nbs/15c_demo.ipynb #59be2100
-def _error_sections(res:dict) -> str:
-    "The report's sections on how the arms err: change confusions, ceilings, prior sensitivity."
-    return f"""## How the arms err: true change (rows) against stated change (columns), test studies with a prior
+def _probe_section(res:DemoResult) -> str:
+    "The chain probes (rows scored on at least one study) and the text's change-word accuracy per true change."
+    p, head = res.probes[res.probes.n > 0], "## Where the chain breaks: change-label probes on each link\n\n"
+    if p.empty: return head + NOTHING_TO_COUNT
+    return (f"{head}{p.round(1).to_markdown()}\n\n{_probe_gaps(p)}\n\nThe text, change-word accuracy (%) per true "
+            f"change:\n\n{res.by_change.round(1).to_markdown()}\n\n{REPORT_NOTES['probes']}")
 
-{_confusion_lines(res['confusion'])}
-Counts of findings: a row is the true change of a finding, a column the change the system's text states; a model that
-reads its prior puts its counts on the diagonal.
+# %% ../nbs/15c_demo.ipynb #x
+def _ceiling_section(res:DemoResult) -> str:
+    "The two oracles' temporal F1 and change accuracy, and the gap between them."
+    c = res.ceilings
+    both, cur = ablation_systems(c)
+    rows = '\n'.join(f"| {METRIC_NAMES[k]} | {c.loc[k, both]:.1f} | {c.loc[k, cur]:.1f} | {c.loc[k, both] - c.loc[k, cur]:+.1f} |"
+                     for k in ['Temporal_entity_score', 'Change_accuracy'])
+    return (f"## Ceilings: perfect readers of both films and of the current film only (`oracle_findings`)\n\n"
+            f"| metric | {both} | {cur} | difference |\n|---|---|---|---|\n{rows}\n\n{REPORT_NOTES['ceilings']}")
 
-## Where the chain breaks: change-label probes on each link
+def _sensitivity_section(res:DemoResult) -> str:
+    "The prior-sensitivity table with its rows and columns in words, then the warnings and the encoder's R²."
+    cols = {'real pairs': 'right image pairs', 'images shuffled': 'images shuffled across studies', 'prior := current': 'prior replaced by the current image'}
+    table = res.sensitivity.rename(index=lambda a: ARM_NAMES.get(a, a), columns=cols).rename_axis('model').round(4).to_markdown()
+    notes = _blind_warnings(res) + ([_encoder_line(res)] if _encoder_line(res) else [])
+    return (f"## Does the model read its images and its prior? (teacher-forced validation loss)\n\n{table}\n\n{REPORT_NOTES['sensitivity']}"
+            + ''.join(f'\n\n{n}' for n in notes) + '\n')  # a blank line more before the next heading, as before
 
-{_probe_lines(res)}
+# %% ../nbs/15c_demo.ipynb #x
+def _blind_arms(sensitivity:pd.DataFrame, tol:float=1e-3) -> list[str]:
+    "Arms whose validation loss does not rise when the images are shuffled across the batch: they do not read their images."
+    return [arm for arm, row in sensitivity.iterrows() if row['images shuffled'] - row['real pairs'] < tol]
 
-A probe is a logistic regression fitted on the training studies with a prior (`chain_probes`); each cell is its accuracy
-(%) on the test findings present in the current or prior study, the measure of change-word accuracy. A link that carries
-the prior keeps the gap between both films and the current film only; where the gap closes, the chain breaks there.
+def _blind_warnings(res:DemoResult) -> list[str]:
+    "A warning for each arm that does not read its images (one expected-after-3-steps note for the `tiny` preset)."
+    blind = _blind_arms(res.sensitivity)
+    if res.plumbing_only:
+        return [f"No model reads its images yet (shuffling the images leaves the loss within 0.001): expected after the `tiny` preset's "
+                f"{res.config.stage1_steps} steps per stage, not a failed training."] if blind else []
+    return [f"**Warning: the {ARM_NAMES.get(arm, arm)} model does not read its images** (validation loss with shuffled images within 0.001 "
+            "of the right pairs): its training failed, so the comparison above says nothing about the prior; rerun with another "
+            "`--seed`." for arm in blind]
 
-## Ceilings: perfect readers of both films and of the current film only (`oracle_findings`)
+# %% ../nbs/15c_demo.ipynb #x
+def _r2_text(r2:dict[str, float]) -> str:
+    "Each finding's R², or 'n/a' (with the reason) for one below −1."
+    out = ', '.join(f'{k} {v:.2f}' if v >= -1 else f'{k} n/a' for k, v in r2.items())
+    return out + (' (n/a: an R² below −1 only says that the predictions miss by more than the sizes vary, typically because the validation '
+                  'studies barely vary in that finding)'
+                  if min(r2.values()) < -1 else '')
 
-{_ceiling_lines(res['ceilings'])}
+def _encoder_line(res:DemoResult) -> str:
+    "Validation R² of the encoder stand-in per finding, when it was pre-trained here."
+    r2 = next((log.attrs['validation_r2'] for log in res.pretrain.values() if 'validation_r2' in log.attrs), None)
+    if r2 is None: return ''
+    if res.plumbing_only: return "Encoder stand-in, validation R² of finding sizes: not shown (one epoch of the `tiny` preset: it means nothing)."
+    return f'Encoder stand-in, validation R² of finding sizes: {_r2_text(r2)}.'
 
-The first reader states every true change; the second sees only the current film and guesses the change most frequent at
-each finding's grade. The difference is the most a model can gain from the prior on this cohort.
+# %% ../nbs/15c_demo.ipynb #x
+def _reuse_section(out, cfg:DemoConfig) -> str:
+    "How to generate with the saved models, and how to train a new Libra from the starting parts."
+    same = ('the same decoding as the tables above' if cfg.num_beams == 1 else
+            f'greedy decoding, while the tables above used beam search with {cfg.num_beams} beams, so its texts can differ from `predictions.jsonl`')
+    return (f"## Reuse the trained models\n\nEach arm is saved as a complete model folder (encoder, TAC, LM with the LoRA update merged, tokenizer, processor): "
+            f"`runs/real/model`, `runs/dummy/model` (and `runs/current/model`, the current-only projector). This command writes the real-prior model's findings for the test studies "
+            f"({same}), and the next one scores them against the test references:\n\n```sh\n{generate_command(out, cfg)}\n{evaluate_command(out)}\n```\n\nIn Python: `model, processor = libra_nb.inference.load_model(\"{Path(out)/'runs'/'real'/'model'}\")`.\n\n"
+            f"To train a Libra of your own from the same starting parts (`parts/encoder`: the encoder stand-in with its image "
+            f"processor; `parts/lm`: the LM stand-in with its tokenizer), stage 1 and then stage 2:\n\n```sh\n"
+            f"{train_command(out, 1)}\n{train_command(out, 2)}\n```\n\nThe stage-2 folder holds a LoRA adapter; "
+            f"`libra_nb_generate` reads it as it is.")
 
-## Does the model read its images and its prior? (teacher-forced validation loss)
+# %% ../nbs/15c_demo.ipynb #x
+_NUMBERS = {1: 'One', 2: 'Two', 3: 'Three', 4: 'Four', 5: 'Five'}
 
-{_sensitivity_lines(res['sensitivity'])}
+def _examples_caption(idx:list, moved:bool) -> str:
+    "What `examples.png` shows (`DemoResult.examples`)."
+    n = _NUMBERS.get(len(idx), str(len(idx))) + ' ' + studies(len(idx)).split(' ', 1)[1]
+    if not moved: return (f"{n} (the test split has no study with a prior and a true change): the current film, the prior film "
+                          "where there is one, each system's text and the reference.")
+    return (f"{n} with a prior and a true change (new, increased, decreased or resolved), chosen where the systems' texts\n"
+            "differ most (the most words that some systems write and others do not): the current and the prior film, each system's\n"
+            "text and the reference.")
 
-The validation loss of each trained model with the right image pairs, with the images shuffled across studies, and with
-the prior replaced by the current image. A loss that rises when the images are shuffled shows that the model reads its
-images; one that rises when the prior is replaced shows that it uses the prior (the dummy-prior model, which never saw
-a real prior, should barely change there).
-{_blind_warnings(res['sensitivity'])}{_encoder_line(res['pretrain'])}
-"""
+def _figures_section(res:DemoResult) -> str: return FIGURES_TEXT.format(examples=_examples_caption(*res.examples))
 
-# %% ../nbs/15c_demo.ipynb #318b53ac
-def demo_report(res:dict, # the result of `run_demo`
+# %% ../nbs/15c_demo.ipynb #x
+def demo_report(res:DemoResult, # the result of `run_demo`
                 out='libra_demo_out', # its results folder (for the commands that reuse its models)
                ) -> str:
     "The markdown report of a `run_demo` result."
-    table, tests, times = res['table'], res['tests'], res['times']
-    met, verdict = goal_verdict(res)
-    return f"""# libra_nb demo report
-
-{_setup_lines(res)}
-
-{SYSTEMS_TEXT}
-
-## Metrics (score [bootstrap 95% CI], n = {res['n_test']} test studies)
-
-{ablation_markdown(table.rename(index=METRIC_NAMES))}
-
-Each cell: the system's score on the test studies (0 to 100) and its bootstrap 95% CI. Temporal F1 scores the words that
-describe change over time (the paper's temporal entity score); change-word accuracy is the share of findings present in
-the current or the prior study whose stated change (new / increased / decreased / resolved / stable / not mentioned)
-matches `cohort/ground_truth.csv`.
-
-## Paired tests (real prior minus the other system)
-
-{_tests_lines(tests)}
-
-Each row: the real-prior model's score minus the other system's, on the same test studies; the CI and p-value come from
-a paired bootstrap over studies. A CI that excludes 0 is a difference this test set can resolve.
-
-**{verdict}**
-
-The bootstrap CIs resample test studies only; they do not include training variance (retraining
-with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.
-
-{_error_sections(res)}
-## Reuse the trained models
-
-{_reuse_lines(out, res['config'])}
-
-{FIGURES_TEXT}
-## Timings (seconds)
-
-{pd.Series(times, name='seconds').to_frame().to_markdown()}
-"""
+    timings = f"## Timings (seconds)\n\n{pd.Series(res.times, name='seconds').to_frame().to_markdown()}"
+    sections = [_head_section(res), SYSTEMS_TEXT, _metrics_section(res), _tests_section(res), _confusion_section(res), _probe_section(res),
+                _ceiling_section(res), _sensitivity_section(res), _reuse_section(out, res.config), _figures_section(res), timings]
+    return '\n\n'.join(sections) + '\n'
 
 # %% ../nbs/15c_demo.ipynb #x89cea7
 @call_parse
@@ -438,11 +487,13 @@ def libra_nb_demo(out:str='libra_demo_out',  # results folder
                  ):
     "Run Libra end to end on a synthetic cohort (real vs dummy prior) and write a results folder."
     res = run_demo(out, size, vision_tower=vision_tower, llm=llm, seed=seed, threads=threads)
-    print(res['table'][ablation_systems(res['table'])].rename(index=METRIC_NAMES).round(1).to_string())
+    print(res.table[ablation_systems(res.table)].rename(index=METRIC_NAMES).round(1).to_string())
     print(goal_verdict(res)[1])
-    for arm in _blind_arms(res['sensitivity']): print(f"WARNING: the {ARM_NAMES.get(arm, arm)} model does not read its images (training failed); rerun with another --seed.")
-    print(f"total {res['times']['total']:.0f} s; results in {Path(out).resolve()} (REPORT.md)")
-    print(f"saved models: {', '.join(str(f) for f in res['model_folders'].values())}; generate with one and score its answers:\n  {generate_command(out, res['config'])}\n  {evaluate_command(out)}")
+    if res.plumbing_only: print("(the tiny preset is a plumbing check: 3 steps per stage, its numbers mean nothing)")
+    else:
+        for arm in _blind_arms(res.sensitivity): print(f"WARNING: the {ARM_NAMES.get(arm, arm)} model does not read its images (training failed); rerun with another --seed.")
+    print(f"total {res.times['total']:.0f} s; results in {Path(out).resolve()} (REPORT.md)")
+    print(f"saved models: {', '.join(str(f) for f in res.model_folders.values())}; generate with one and score its answers:\n  {generate_command(out, res.config)}\n  {evaluate_command(out)}")
     print(f"train your own from the starting parts in {Path(out)/'parts'}: see REPORT.md (libra_nb_train --stage 1 ... --vision_tower ... --language_model ...)")
 
 if Path((getattr(sys, 'argv', None) or [''])[0]).name == 'libra_nb_demo':  # the console script: `--vision-tower` works too

@@ -108,7 +108,7 @@ def _generate_arms(models:dict, proc:LibraProcessor, data:DemoData, cfg:DemoConf
     test, texts = data.records['test'], {}
     for name, (trained, shown) in ARMS.items():
         if trained not in models: continue  # no baseline arm (`DemoConfig.baseline=None`)
-        print(f'[{name}] generating the findings of {len(test)} test studies ...', flush=True)
+        print(f'[{name}] generating the findings of {studies(len(test))} ...', flush=True)
         texts[name] = generate_findings(models[trained], proc, test if shown == 'real' else dummy_prior(test), data.root,
                                         cfg.max_new_tokens, num_beams=cfg.num_beams)
     return texts

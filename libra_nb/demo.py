@@ -4,23 +4,23 @@
 
 # %% ../nbs/15c_demo.ipynb #x4e2398
 from __future__ import annotations
-import copy, json, sys, time
+import copy, json, re, sys, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import matplotlib, pandas as pd, torch
 from transformers import AutoTokenizer, AutoModelForCausalLM
 from fastcore.script import call_parse
-from .core import one_line_errors
+from .core import data_path, one_line_errors
 
 # %% auto #0
 __all__ = ['ARM_NAMES', 'REPORT_NOTES', 'SYSTEMS_TEXT', 'FIGURES_TEXT', 'NOTHING_TO_COUNT', 'generate_command',
-           'evaluate_command', 'train_command', 'DemoResult', 'run_demo', 'demo_report', 'libra_nb_demo', 'DemoConfig',
-           'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer', 'pretrain_encoder',
-           'demo_libra', 'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity', 'generate_findings',
-           'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS', 'score_findings',
-           'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown', 'ablation_tests',
-           'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'GOAL_METRICS', 'METRIC_NAMES',
-           'goal_verdict']
+           'evaluate_command', 'train_command', 'DemoResult', 'run_demo', 'read_notes', 'demo_report', 'libra_nb_demo',
+           'DemoConfig', 'DEMO_SIZES', 'demo_config', 'DemoData', 'demo_data', 'dummy_prior', 'demo_tokenizer',
+           'pretrain_encoder', 'demo_libra', 'PairCaptionProjector', 'pretrain_lm', 'train_libra', 'prior_sensitivity',
+           'generate_findings', 'stated_changes', 'change_table', 'change_accuracy', 'change_confusion', 'DEMO_METRICS',
+           'score_findings', 'oracle_findings', 'ARMS', 'ablation_table', 'ablation_systems', 'ablation_markdown',
+           'ablation_tests', 'plot_losses', 'plot_examples', 'prior_weights', 'plot_prior_weights', 'GOAL_METRICS',
+           'METRIC_NAMES', 'goal_verdict']
 
 # %% ../nbs/15c_demo.ipynb #x0bf2d0
 from .core import hyphen_to_underscore
@@ -278,53 +278,14 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     return res
 
 # %% ../nbs/15c_demo.ipynb #x
-REPORT_NOTES = dict(
-    metrics="""Each cell: the system's score on the test studies (0 to 100) and its bootstrap 95% CI. Temporal F1 scores the words that
-describe change over time (the paper's temporal entity score); change-word accuracy is the share of findings present in
-the current or the prior study whose stated change (new / increased / decreased / resolved / stable / not mentioned)
-matches `cohort/ground_truth.csv`.""",
-    tests="""Each row: the real-prior model's score minus the other system's, on the same test studies; the CI and p-value come from
-a paired bootstrap over studies. A CI that excludes 0 is a difference this test set can resolve.""",
-    variance="""The bootstrap CIs resample test studies only; they do not include training variance (retraining
-with another seed): `python benchmarks/demo.py --seeds 0,1,2` measures it.""",
-    confusion="""Counts of findings: a row is the true change of a finding, a column the change the system's text states; a model that
-reads its prior puts its counts on the diagonal.""",
-    probes="""A probe is a logistic regression fitted on the training studies with a prior (`chain_probes`); each cell is its accuracy
-(%) on the test findings present in the current or prior study, the measure of change-word accuracy. A link that carries
-the prior keeps the gap between both films and the current film only; where the gap closes, the chain breaks there.""",
-    ceilings="""The first reader states every true change; the second sees only the current film and guesses the change most frequent at
-each finding's grade. The difference is the most a model can gain from the prior on this cohort.""",
-    sensitivity="""The validation loss of each trained model with the right image pairs, with the images shuffled across studies, and with
-the prior replaced by the current image. A loss that rises when the images are shuffled shows that the model reads its
-images; one that rises when the prior is replaced shows that it uses the prior (the dummy-prior model, which never saw
-a real prior, should barely change there).""",
-)  # what to read in each table of REPORT.md
+def read_notes(path:Path) -> dict[str, str]:
+    "Sections of a text file split at `<!-- key -->` lines: key -> text."
+    parts = re.split(r'^<!-- (\w+) -->$', path.read_text(), flags=re.M)
+    return {k: v.strip('\n') for k, v in zip(parts[1::2], parts[2::2])}
 
 # %% ../nbs/15c_demo.ipynb #x
-SYSTEMS_TEXT = """The systems compared:
-- **real prior**: trained and tested with each study's real prior image (the earlier film of the same patient).
-- **dummy prior**: trained and tested with a *dummy prior*: the current image repeated in the prior's place (what Libra
-  does for a study without a prior), so the model never sees an earlier film.
-- **real-trained, dummy at test**: the real-prior model, tested with the dummy prior: what it loses when the prior is taken away.
-- **current-only projector** (when `DemoConfig.baseline` is set): the reference's single-image connector (`mlp2x_gelu`: the
-  current image's last encoder layer through a two-layer MLP) in place of the TAC, trained by the same two stages on the
-  same records: what the TAC adds beyond a model that sees one image."""
-
-FIGURES_TEXT = """## Figures
-
-![losses](losses.png)
-
-Training loss of the pre-training of the stand-ins and of stages 1 and 2 of each arm.
-
-![examples](examples.png)
-
-{examples}
-
-![prior weights](prior_weights.png)
-
-The TAC's prior weight ((cos+1)/2)^8 of each test study, from the similarity of the current and the prior film. The spike
-at 1.0 is the studies with no prior: their prior is the current image itself (cosine 1, weight 1); with a dummy prior every
-study sits there."""
+REPORT_NOTES = read_notes(data_path('demo_report.md'))  # what to read in each table of REPORT.md: prose kept as data
+SYSTEMS_TEXT, FIGURES_TEXT = REPORT_NOTES['systems'], REPORT_NOTES['figures']
 
 # %% ../nbs/15c_demo.ipynb #x
 def _setup_lines(res:DemoResult) -> str:

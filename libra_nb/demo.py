@@ -440,7 +440,7 @@ def demo_report(res:DemoResult, # the result of `run_demo`
 @call_parse
 @one_line_errors
 def libra_nb_demo(out:str='libra_demo_out',  # results folder
-                  size:str='small',          # 'small' (minutes on 2 cores), 'full' (600 patients: tighter CIs, about 20-30 minutes) or 'tiny' (a smoke test)
+                  size:str='small',          # 'small' (about 12 minutes on 2 idle cores), 'full' (600 patients: tighter CIs, about 20-30 minutes) or 'tiny' (a smoke test)
                   vision_tower:str=None,     # hub id or folder of a real vision encoder (e.g. microsoft/rad-dino)
                   llm:str=None,              # hub id or folder of a real causal LM
                   seed:int=0,                # random seed

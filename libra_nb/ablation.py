@@ -213,7 +213,7 @@ def _disagreement(texts:list[str]) -> int:
     words = [set(x.lower().split()) for x in texts]
     return len(set.union(*words) - set.intersection(*words))
 
-# %% ../nbs/15b_ablation.ipynb #x
+# %% ../nbs/15b_ablation.ipynb #83ab2270
 _MOVED = ['new', 'increased', 'decreased', 'resolved']  # the true changes an example should show
 
 def example_studies(records:list,               # test records
@@ -228,7 +228,7 @@ def example_studies(records:list,               # test records
     idx = sorted(pool or range(len(records)), key=lambda i: -_disagreement([v[i] for v in texts.values()]))[:n]  # stable: ties keep the test order
     return idx, bool(pool)
 
-# %% ../nbs/15b_ablation.ipynb #x
+# %% ../nbs/15b_ablation.ipynb #5a17aeb8
 def studies(n:int, what:str='test') -> str:
     "'1 test study', '3 test studies'."
     return f"{n} {what} stud{'y' if n == 1 else 'ies'}"
@@ -238,7 +238,7 @@ def _examples_title(n:int, moved:bool) -> str:
     if not moved: return f"{studies(n)} (the test split has no study with a prior and a true change)"
     return f"{studies(n)} with a prior and a true change, {'the one' if n == 1 else 'those'} where the systems' texts differ most"
 
-# %% ../nbs/15b_ablation.ipynb #x
+# %% ../nbs/15b_ablation.ipynb #a756ca6d
 def plot_examples(records:list,               # test records
                   texts:dict[str, list[str]],  # system name -> its findings per record
                   image_folder,                # the folder the records' image paths start from

@@ -51,7 +51,7 @@ def findings_and_diagnostics(model, processor, # a loaded Libra model and its pr
     with torch.no_grad(): diag = model.mm_projector(*(a[:1] for a in seen[0]), return_diagnostics=True)[1]  # beams: one copy
     return text, diag
 
-# %% ../nbs/16_app.ipynb #x
+# %% ../nbs/16_app.ipynb #6954d190
 ATTENTION_RANGE = 4  # the overlay's colour scale: 1/4 to 4 times uniform attention (log scale), clipped beyond
 
 def attention_ratio(attn:torch.Tensor, # TAC cross-attention `(N, N + 1)` or `(1, N, N + 1)`
@@ -62,7 +62,7 @@ def attention_ratio(attn:torch.Tensor, # TAC cross-attention `(N, N + 1)` or `(1
     if g * g != n: raise ValueError(f"attention_overlay needs a square patch grid, got N={n} prior patches")
     return (a[:-1] * n).reshape(g, g), float(a[-1])
 
-# %% ../nbs/16_app.ipynb #x
+# %% ../nbs/16_app.ipynb #984b55ae
 def _heat_rgba(t:np.ndarray) -> np.ndarray:
     "RGBA bytes of log-ratios scaled to -1..1: red above uniform, blue below, clear at uniform."
     rgba = colormaps['coolwarm']((t + 1) / 2); rgba[..., 3] = .75 * np.abs(t)
@@ -74,7 +74,7 @@ def _heat(ratio:torch.Tensor, size:int) -> Image.Image:
     t = np.asarray(Image.fromarray(t.astype(np.float32), 'F').resize((size, size), Image.NEAREST))  # one block per patch
     return Image.fromarray(_heat_rgba(t), 'RGBA')
 
-# %% ../nbs/16_app.ipynb #x
+# %% ../nbs/16_app.ipynb #0043a174
 def _wrap(text:str, font, width:int) -> list[str]:
     "`text` in lines that fit `width` pixels in `font`."
     lines = ['']
@@ -83,7 +83,7 @@ def _wrap(text:str, font, width:int) -> list[str]:
         else: lines.append(w)
     return lines
 
-# %% ../nbs/16_app.ipynb #x
+# %% ../nbs/16_app.ipynb #1088e2d6
 def _scale_strip(size:int, font, bias:float) -> Image.Image:
     "Under the panels: the colour bar (as it looks over mid-grey) with its ticks, and a caption saying what is shown."
     W, fs, R, k = 2 * size + 8, font.size, ATTENTION_RANGE, math.log2(ATTENTION_RANGE)
@@ -102,7 +102,7 @@ def _scale_strip(size:int, font, bias:float) -> Image.Image:
     for i, line in enumerate(caption): d.text((4, (i + 2) * (fs + 4) + 6), line, fill='black', font=font)
     return out
 
-# %% ../nbs/16_app.ipynb #x
+# %% ../nbs/16_app.ipynb #b9fb51e5
 def attention_overlay(attn:torch.Tensor,    # TAC cross-attention `(N, N + 1)` or `(1, N, N + 1)`
                       current:Image.Image,  # the current image, as loaded
                       prior:Image.Image,    # the prior image, as loaded

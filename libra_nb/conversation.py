@@ -207,7 +207,7 @@ _UA, _HA, _NO, _S = ("USER", "ASSISTANT"), ("Human", "Assistant"), ("", ""), "</
 _IM, _QW = ("<|im_start|>user\n", "<|im_start|>assistant\n"), ("<|im_start|>user", "<|im_start|>assistant")
 _PHI, _GEM = ("\n<|user|>\n", "\n<|assistant|>\n"), ("<start_of_turn>user\n", "<start_of_turn>model\n")
 
-# %% ../nbs/08_conversation.ipynb #x
+# %% ../nbs/08_conversation.ipynb #da722d15
 _MODES = [  # name, system text, (user, assistant) roles, separator style, sep, sep2, version
     ('v0',                           _VICUNA.format("human"), _HA,  'SINGLE',  "###",             None,         "Unknown"),
     ('v1',                           _VICUNA.format("user"),  _UA,  'TWO',     " ",               _S,           "v1"),

@@ -202,7 +202,7 @@ def train_command(out, # the results folder of a run
            f"--vision_tower {out/'parts'/'encoder'} --language_model {out/'parts'/'lm'} --output_dir {od/f'stage{stage}'} --cpu")
     return cmd + (f" --pretrain_mm_mlp_adapter {od/'stage1'/'mm_projector.safetensors'}" if stage == 2 else '')
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #d6d8e524
 @dataclass
 class DemoResult:
     "What `run_demo` returns: the run's settings, tables, texts and models (`res.table`; `res['table']` reads it too)."
@@ -232,7 +232,7 @@ class DemoResult:
     @property
     def plumbing_only(self) -> bool: return self.size == 'tiny'  # 3 steps per stage: its numbers mean nothing
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #98da52c6
 def _diagnose(models:dict, proc:LibraProcessor, data:DemoData, cfg:DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Each arm's validation loss with shuffled images and with prior := current (`prior_sensitivity`), and the `chain_probes`."
     _say('validation loss of both arms with shuffled images and with prior := current ...')
@@ -246,7 +246,7 @@ def _write_run_files(out:Path, res:DemoResult, vision_tower:str|None, llm:str|No
     (out/'timings.json').write_text(json.dumps(res.times, indent=1))
     (out/'REPORT.md').write_text(demo_report(res, out))
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #f4fc2499
 def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` and `runs/` are replaced)
              size:str='small',          # preset of `DEMO_SIZES`
              vision_tower:str|None=None,# hub id / folder of a real encoder (skips the encoder pre-training)
@@ -277,17 +277,17 @@ def run_demo(out_dir='libra_demo_out', # results folder (created; its `cohort/` 
     _write_run_files(out, res, vision_tower, llm)
     return res
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #4a4de770
 def read_notes(path:Path) -> dict[str, str]:
     "Sections of a text file split at `<!-- key -->` lines: key -> text."
     parts = re.split(r'^<!-- (\w+) -->$', path.read_text(), flags=re.M)
     return {k: v.strip('\n') for k, v in zip(parts[1::2], parts[2::2])}
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #6e93d43e
 REPORT_NOTES = read_notes(data_path('demo_report.md'))  # what to read in each table of REPORT.md: prose kept as data
 SYSTEMS_TEXT, FIGURES_TEXT = REPORT_NOTES['systems'], REPORT_NOTES['figures']
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #1986a2e4
 def _setup_lines(res:DemoResult) -> str:
     "The cohort, model, training and decoding of a run, in two sentences."
     cfg = res.config
@@ -305,7 +305,7 @@ def _head_section(res:DemoResult) -> str:
             "`libra_nb_demo --size small` gives the demo's result.\n\n") if res.plumbing_only else ''
     return f"# libra_nb demo report\n\n{tiny}{_setup_lines(res)}"
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #87d33678
 def _metrics_section(res:DemoResult) -> str:
     "Every metric of every system with its CI."
     return (f"## Metrics (score [bootstrap 95% CI], n = {studies(res.n_test)})\n\n"
@@ -322,7 +322,7 @@ def _tests_section(res:DemoResult) -> str:
     return (f"## Paired tests (real prior minus the other system)\n\n{_tests_lines(res.tests)}\n\n{REPORT_NOTES['tests']}\n\n"
             f"**{goal_verdict(res)[1]}**\n\n{REPORT_NOTES['variance']}")
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #cf84363b
 NOTHING_TO_COUNT = "Not enough studies: no test study has a prior, so there is no change to count or to probe (n = 0)."
 
 def _confusion_section(res:DemoResult) -> str:
@@ -331,7 +331,7 @@ def _confusion_section(res:DemoResult) -> str:
     if not sum(cm.to_numpy().sum() for cm in res.confusion.values()): return head + NOTHING_TO_COUNT
     return head + '\n\n'.join(f'**{arm}**\n\n{cm.to_markdown()}' for arm, cm in res.confusion.items()) + f"\n\n{REPORT_NOTES['confusion']}"
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #5770cd32
 def _probe_gaps(p:pd.DataFrame) -> str:
     "What the prior adds at each link: the probe accuracy with both films minus that with the current film only."
     gap = lambda a, b: p.loc[a, 'all'] - p.loc[b, 'all']
@@ -351,7 +351,7 @@ def _probe_section(res:DemoResult) -> str:
     return (f"{head}{p.round(1).to_markdown()}\n\n{_probe_gaps(p)}\n\nThe text, change-word accuracy (%) per true "
             f"change:\n\n{res.by_change.round(1).to_markdown()}\n\n{REPORT_NOTES['probes']}")
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #87e78b9b
 def _ceiling_section(res:DemoResult) -> str:
     "The two oracles' temporal F1 and change accuracy, and the gap between them."
     c = res.ceilings
@@ -369,7 +369,7 @@ def _sensitivity_section(res:DemoResult) -> str:
     return (f"## Does the model read its images and its prior? (teacher-forced validation loss)\n\n{table}\n\n{REPORT_NOTES['sensitivity']}"
             + ''.join(f'\n\n{n}' for n in notes) + '\n')  # a blank line more before the next heading, as before
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #8dc22acd
 def _blind_arms(sensitivity:pd.DataFrame, tol:float=1e-3) -> list[str]:
     "Arms whose validation loss does not rise when the images are shuffled across the batch: they do not read their images."
     return [arm for arm, row in sensitivity.iterrows() if row['images shuffled'] - row['real pairs'] < tol]
@@ -384,7 +384,7 @@ def _blind_warnings(res:DemoResult) -> list[str]:
             "of the right pairs): its training failed, so the comparison above says nothing about the prior; rerun with another "
             "`--seed`." for arm in blind]
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #3c37c119
 def _r2_text(r2:dict[str, float]) -> str:
     "Each finding's R², or 'n/a' (with the reason) for one below −1."
     out = ', '.join(f'{k} {v:.2f}' if v >= -1 else f'{k} n/a' for k, v in r2.items())
@@ -399,7 +399,7 @@ def _encoder_line(res:DemoResult) -> str:
     if res.plumbing_only: return "Encoder stand-in, validation R² of finding sizes: not shown (one epoch of the `tiny` preset: it means nothing)."
     return f'Encoder stand-in, validation R² of finding sizes: {_r2_text(r2)}.'
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #c9697fcf
 def _reuse_section(out, cfg:DemoConfig) -> str:
     "How to generate with the saved models, and how to train a new Libra from the starting parts."
     same = ('the same decoding as the tables above' if cfg.num_beams == 1 else
@@ -412,7 +412,7 @@ def _reuse_section(out, cfg:DemoConfig) -> str:
             f"{train_command(out, 1)}\n{train_command(out, 2)}\n```\n\nThe stage-2 folder holds a LoRA adapter; "
             f"`libra_nb_generate` reads it as it is.")
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #7339b3c1
 _NUMBERS = {1: 'One', 2: 'Two', 3: 'Three', 4: 'Four', 5: 'Five'}
 
 def _examples_caption(idx:list, moved:bool) -> str:
@@ -426,7 +426,7 @@ def _examples_caption(idx:list, moved:bool) -> str:
 
 def _figures_section(res:DemoResult) -> str: return FIGURES_TEXT.format(examples=_examples_caption(*res.examples))
 
-# %% ../nbs/15c_demo.ipynb #x
+# %% ../nbs/15c_demo.ipynb #31817f47
 def demo_report(res:DemoResult, # the result of `run_demo`
                 out='libra_demo_out', # its results folder (for the commands that reuse its models)
                ) -> str:

@@ -28,7 +28,7 @@ def lora_targets(language_model:nn.Module) -> list[str]:
     return sorted(names - {'lm_head'})
 
 # %% ../nbs/10_lora.ipynb #c013
-LORA_DEFAULTS = dict(r=128, lora_alpha=256, lora_dropout=0.05)  # the paper's stage-2 adapters (spec §d)
+LORA_DEFAULTS = dict(r=128, lora_alpha=256, lora_dropout=0.05)  # the paper's stage-2 adapters (the reference's finetune_lora.sh)
 
 def lora_config(r:int=LORA_DEFAULTS['r'],                       # rank of each update
                 lora_alpha:int=LORA_DEFAULTS['lora_alpha'],     # scale numerator: updates are multiplied by alpha/r

@@ -1,4 +1,4 @@
-"""Training input per process (issue 22): full-size decoding vs reduced-size decoding vs the image cache.
+"""Training input per process: full-size decoding vs reduced-size decoding vs the image cache.
 
 Each sample is a (current, prior) pair of full-resolution greyscale chest X-ray JPEGs (about 2544 x 3056, re-encoded
 from the example pair), turned into model inputs the way training does it: `LibraDataset[i]` (load the two images)

@@ -8,7 +8,7 @@ sample. Measured: the stages alone in one process (decode, pad + processor), the
 JPEG DCT scaling by 1/2, 1/4 or 1/8 so the decoded image keeps at least the target side) and 'draft + grey resize'
 (draft, then pad and resize to the target in one grey channel before the RGB conversion), with the pixel difference
 each fast mode makes after preprocessing. Library code is not changed here: the fast modes are measured prototypes.
-The goal (issue 12): pipeline samples/s >= 1.5x the training samples/s with the default 4 workers.
+The goal: pipeline samples/s >= 1.5x the training samples/s with the default 4 workers.
 
     python benchmarks/input_pipeline.py --tiny                                  # CPU smoke run (< 60 s)
     python benchmarks/input_pipeline.py --workers 0,1,2,4,8 --train_samples_per_s 10

@@ -1,4 +1,4 @@
-"""Training step with full logits vs label-only logits (issue 22): step time and peak memory on CPU.
+"""Training step with full logits vs label-only logits: step time and peak memory on CPU.
 
 A Libra model with a mid-size LM head (vocabulary 32,000) and a small body (hidden 256, 2 layers by default) runs
 forward + backward on a 1,700-token sequence of which the last 300 tokens are labelled, once with the plain path

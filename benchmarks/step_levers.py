@@ -1,4 +1,4 @@
-"""The training-step levers of `TrainConfig` (issue 22), side by side on CPU: gradient checkpointing per stage (step time
+"""The training-step levers of `TrainConfig`, side by side on CPU: gradient checkpointing per stage (step time
 and peak memory), `group_by_length` (an epoch of mixed-length batches) and `torch_compile` (compiled vs eager decoder layers).
 
 Every model is a Libra with a Llama LM (vocabulary 32,000, hidden 256) and a small Dinov2 encoder; the loss is the
